@@ -1,0 +1,91 @@
+"""The ``toolkit`` command: a thin layer that parses arguments and calls the package.
+
+Exit codes (also in the README):
+  0  success: policy valid, no changes, audit compliant
+  1  error: invalid policy, blocked change, connection or Azure error
+  2  usage error (bad arguments); ``plan --detailed-exitcode``: changes pending
+  3  ``audit``: violations found
+User mistakes are reported as one clear line each, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Callable, Sequence
+
+import toolkit
+from toolkit.errors import PolicyError, ToolkitError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VIOLATIONS = 0, 1, 2, 3
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        policy = toolkit.load(args.paths)
+    except PolicyError as exc:
+        if args.output == "json":
+            print(json.dumps({"valid": False, "errors": [i.as_dict() for i in exc.issues]}, indent=2))
+        else:
+            for issue in exc.issues:
+                print(issue, file=sys.stderr)
+            print(f"{len(exc.issues)} error{'s' if len(exc.issues) != 1 else ''}", file=sys.stderr)
+        return EXIT_ERROR
+    if args.output == "json":
+        print(json.dumps({
+            "valid": True, "errors": [], "files": list(policy.sources), "digest": policy.digest,
+            "namespaces": sorted(policy.namespaces), "invalidation": sorted(policy.rules), "targets": sorted(policy.targets),
+        }, indent=2))
+    return EXIT_OK
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from toolkit.policy.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default exits 2 too; keep its wording, add a hint
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="toolkit", description="Govern Redis usage as code: validate policies, plan and apply "
+                                                 "them to instances, audit live keyspaces.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {toolkit.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("validate", help="check policy files; print every error as FILE:LINE:COL: PATH: message")
+    p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("schema", help="print the policy JSON Schema (draft 2020-12)")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return EXIT_ERROR
+    except ToolkitError as exc:
+        print(f"toolkit {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"toolkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

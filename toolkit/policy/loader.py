@@ -1,0 +1,467 @@
+"""``toolkit.load``: read a policy set, check it against the schema and the semantic rules, build the model.
+
+Every check runs on every file and all issues are reported together, so one
+``toolkit validate`` run shows a pull request everything that is wrong with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterable
+
+from toolkit.errors import PolicyError, PolicyIssue
+from toolkit.policy.classify import Classifier
+from toolkit.policy.durations import parse_duration
+from toolkit.policy.leaks import ADVICE, find_secrets
+from toolkit.policy.model import (
+    BUILTIN_TIERS, PERSISTENT, Auth, AzureRef, CacheAside, ClientOptions, InstancePolicy, InvalidationRule,
+    Module, Namespace, Persistence, PolicySet, Target, Tier,
+)
+from toolkit.policy.published import RESERVED_PREFIX
+from toolkit.policy.schema import validate_document
+from toolkit.policy.templates import KeyTemplate, Param, parse_template
+from toolkit.policy.yamlfile import YamlDocument, read_policy_file
+
+SECTIONS = ("parameters", "tiers", "namespaces", "invalidation", "targets")
+_ENV_REF = re.compile(r"\$\{")
+_PROVIDER_DEFAULTS = {"azure-managed-redis": (10000, True), "azure-cache-for-redis": (6380, True), "redis": (None, False)}
+_PLAIN_REDIS_INSTANCE_FIELDS = {"eviction_policy", "persistence", "clustering_policy"}
+
+
+@dataclass
+class _Entry:
+    """One named item of a section, with the file it came from."""
+
+    name: str
+    data: Any
+    doc: YamlDocument
+    path: tuple
+
+
+def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[PolicyIssue]]:
+    """Expand directories into their ``*.yaml``/``*.yml`` files (sorted, recursive)."""
+    files: list[Path] = []
+    issues: list[PolicyIssue] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+            if not found:
+                issues.append(PolicyIssue(str(path), 1, 1, "", "directory holds no .yaml or .yml policy files"))
+            files.extend(found)
+        elif path.exists():
+            files.append(path)
+        else:
+            issues.append(PolicyIssue(str(path), 1, 1, "", "no such file or directory"))
+    return files, issues
+
+
+def load(paths: str | Path | Iterable[str | Path] = "policies") -> PolicySet:
+    """Load and check a policy set from files and/or directories; raise PolicyError listing every issue."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    files, issues = policy_files(paths)
+    docs: list[YamlDocument] = []
+    for file in files:
+        doc, file_issues = read_policy_file(file)
+        issues.extend(file_issues)
+        if doc is None:
+            continue
+        schema_issues = validate_document(doc)
+        issues.extend(schema_issues)
+        issues.extend(doc.issue(path, f"{what}: {ADVICE}") for path, what in find_secrets(doc.data))
+        issues.extend(_interpolation_outside_targets(doc))
+        if not schema_issues:
+            docs.append(doc)
+    builder = _Builder(docs)
+    policy = builder.build()
+    issues.extend(builder.issues)
+    if issues:
+        raise PolicyError(issues)
+    return policy
+
+
+def _interpolation_outside_targets(doc: YamlDocument) -> list[PolicyIssue]:
+    found = []
+
+    def walk(value: Any, path: tuple) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, path + (k,))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, path + (i,))
+        elif isinstance(value, str) and _ENV_REF.search(value):
+            found.append(doc.issue(path, "${...} interpolation is allowed in targets only"))
+
+    for section, value in doc.data.items():
+        if section != "targets":
+            walk(value, (section,))
+    return found
+
+
+class _Builder:
+    """Builds the model from schema-valid documents, collecting semantic issues."""
+
+    def __init__(self, docs: list[YamlDocument]):
+        self.docs = docs
+        self.issues: list[PolicyIssue] = []
+
+    def error(self, entry: _Entry, sub: tuple, message: str, *, key: bool = False) -> None:
+        self.issues.append(entry.doc.issue(entry.path + sub, message, key=key))
+
+    def entries(self, section: str) -> list[_Entry]:
+        """The section's items across files; a name defined twice is an issue at its second definition."""
+        seen: dict[str, _Entry] = {}
+        for doc in self.docs:
+            for name, data in (doc.data.get(section) or {}).items():
+                entry = _Entry(name, data, doc, (section, name))
+                first = seen.get(name)
+                if first is not None:
+                    line, _ = first.doc.position(first.path, key=True)
+                    self.error(entry, (), f"{section} {name!r} is already defined in {first.doc.file}:{line}", key=True)
+                    continue
+                seen[name] = entry
+        return list(seen.values())
+
+    def build(self) -> PolicySet:
+        parameters = {e.name: _param(e.name, e.data) for e in self.entries("parameters")}
+        tiers = self.tiers()
+        namespaces = {}
+        ns_entries = {}
+        for entry in self.entries("namespaces"):
+            ns = self.namespace(entry, tiers, parameters)
+            if ns is not None:
+                namespaces[ns.name] = ns
+                ns_entries[ns.name] = entry
+        self.overlaps(namespaces, ns_entries)
+        rules = {}
+        for entry in self.entries("invalidation"):
+            rule = self.rule(entry, namespaces, parameters)
+            if rule is not None:
+                rules[rule.name] = rule
+        targets = {}
+        for entry in self.entries("targets"):
+            target = self.target(entry)
+            if target is not None:
+                targets[target.name] = target
+        document = _canonical(tiers, namespaces, rules, parameters)
+        digest = hashlib.sha256(json.dumps(document, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return PolicySet(
+            tiers=MappingProxyType(tiers), namespaces=MappingProxyType(namespaces), rules=MappingProxyType(rules),
+            targets=MappingProxyType(targets), parameters=MappingProxyType(parameters),
+            sources=tuple(d.file for d in self.docs), digest=digest, document=MappingProxyType(document),
+            classifier=Classifier(namespaces.values()),
+        )
+
+    # -- tiers ---------------------------------------------------------------------------------
+
+    def tiers(self) -> dict[str, Tier]:
+        tiers = dict(BUILTIN_TIERS)
+        for entry in self.entries("tiers"):
+            low = parse_duration(entry.data["min"])
+            high = parse_duration(entry.data["max"]) if "max" in entry.data else None
+            default = parse_duration(entry.data["default"])
+            ok = True
+            if low <= 0:
+                self.error(entry, ("min",), "a tier's minimum TTL must be above zero (use tier: persistent for keys that never expire)")
+                ok = False
+            if high is not None and high < low:
+                self.error(entry, ("max",), "max is below min")
+                ok = False
+            if default < low or (high is not None and default > high):
+                self.error(entry, ("default",), "default is outside [min, max]")
+                ok = False
+            builtin = BUILTIN_TIERS.get(entry.name)
+            if builtin is not None and ok:
+                narrower = low >= builtin.min_ms and (builtin.max_ms is None or (high is not None and high <= builtin.max_ms))
+                if not narrower:
+                    self.error(entry, (), f"built-in tier {entry.name!r} can only be narrowed, not widened "
+                                          f"(its bounds are {_bounds(builtin)}); declare a new tier instead")
+                    ok = False
+            if ok:
+                tiers[entry.name] = Tier(entry.name, low, high, default, entry.data.get("description", ""))
+        return tiers
+
+    # -- namespaces ----------------------------------------------------------------------------
+
+    def namespace(self, entry: _Entry, tiers: dict[str, Tier], parameters: dict[str, Param]) -> Namespace | None:
+        d = entry.data
+        try:
+            template = parse_template(d["key"])
+        except ValueError as exc:
+            self.error(entry, ("key",), f"bad key template {d['key']!r}: {exc}")
+            return None
+        own = {name: _param(name, spec) for name, spec in (d.get("params") or {}).items()}
+        for name in own:
+            if name not in template.params:
+                self.error(entry, ("params", name), f"parameter {name!r} is not used in key template {d['key']!r}", key=True)
+        params = {name: own.get(name) or parameters.get(name) or Param(name) for name in template.params}
+        hash_tag = d.get("hash_tag")
+        if hash_tag is not None and hash_tag not in template.params:
+            self.error(entry, ("hash_tag",), f"hash_tag {hash_tag!r} is not a parameter of key template {d['key']!r}")
+        if d["key"].startswith(RESERVED_PREFIX.rstrip(":")):
+            self.error(entry, ("key",), f"keys starting with {RESERVED_PREFIX!r} are reserved for the toolkit")
+        ns_type = d["type"]
+        if "max_length" in d and ns_type != "list":
+            self.error(entry, ("max_length",), f"max_length applies to lists only, not to type {ns_type}")
+        if ns_type == "counter" and d.get("codec", "text") != "text":
+            self.error(entry, ("codec",), "counters hold integers: codec does not apply")
+        tier_name = d["tier"]
+        ttl_ms: int | None = None
+        tier_min = tier_max = None
+        if tier_name == PERSISTENT:
+            if not d.get("reason"):
+                self.error(entry, ("tier",), "a persistent namespace needs a 'reason' saying why its keys never expire")
+            for field_ in ("ttl", "jitter"):
+                if field_ in d:
+                    self.error(entry, (field_,), f"a persistent namespace takes no {field_}")
+        elif tier_name not in tiers:
+            self.error(entry, ("tier",), f"unknown tier {tier_name!r} (known: {', '.join(sorted(tiers))}, persistent)")
+            return None
+        else:
+            tier = tiers[tier_name]
+            tier_min, tier_max = tier.min_ms, tier.max_ms
+            ttl_ms = parse_duration(d["ttl"]) if "ttl" in d else tier.default_ms
+            if not tier.contains(ttl_ms):
+                self.error(entry, ("ttl",), f"ttl {d['ttl']!r} is outside tier {tier_name!r} ({_bounds(tier)})")
+        jitter_ms, jitter_pct = 0, 0
+        if "jitter" in d and ttl_ms is not None:
+            raw = d["jitter"]
+            if isinstance(raw, str) and raw.endswith("%"):
+                jitter_pct = int(raw[:-1])
+            else:
+                jitter_ms = parse_duration(raw)
+            spread = jitter_ms or ttl_ms * jitter_pct // 100
+            if tier_max is not None and ttl_ms + spread > tier_max:
+                self.error(entry, ("jitter",), f"ttl + jitter ({ttl_ms + spread} ms) would exceed tier {tier_name!r} max ({tier_max} ms)")
+        cache = d.get("cache_aside") or {}
+        beta = cache.get("early_refresh")
+        negative = parse_duration(cache["negative_ttl"]) if "negative_ttl" in cache else None
+        if negative is not None and (ttl_ms is None or negative > ttl_ms):
+            self.error(entry, ("cache_aside", "negative_ttl"), "negative_ttl must not exceed the namespace's ttl")
+        return Namespace(
+            name=entry.name, template=template, type=ns_type, tier=tier_name, ttl_ms=ttl_ms,
+            tier_min_ms=tier_min, tier_max_ms=tier_max, jitter_ms=jitter_ms, jitter_percent=jitter_pct,
+            codec=d.get("codec", "text"), max_length=d.get("max_length"), params=MappingProxyType(params),
+            hash_tag=hash_tag, owner=d.get("owner", ""), description=d.get("description", ""), reason=d.get("reason", ""),
+            on_error=d.get("on_error", "fail-closed" if ns_type == "counter" else "fail-open"),
+            cache_aside=CacheAside(
+                lock=bool(cache.get("lock", False)),
+                lock_timeout_ms=parse_duration(cache.get("lock_timeout", "5s")),
+                wait_timeout_ms=parse_duration(cache.get("wait_timeout", "2s")),
+                early_refresh_beta=(1.0 if beta is True else None if beta in (None, False) else float(beta)),
+                negative_ttl_ms=negative,
+            ),
+        )
+
+    def overlaps(self, namespaces: dict[str, Namespace], entries: dict[str, _Entry]) -> None:
+        """Two templates that can produce the same key would make ownership and classification ambiguous."""
+        by_length: dict[int, list[Namespace]] = {}
+        for ns in namespaces.values():
+            by_length.setdefault(len(ns.template.segments()), []).append(ns)
+        for group in by_length.values():
+            for i, a in enumerate(group):
+                for b in group[i + 1:]:
+                    if _may_overlap(a, b):
+                        self.error(entries[b.name], ("key",),
+                                   f"key template {b.template.source!r} can match the same keys as namespace {a.name!r} "
+                                   f"({a.template.source!r}); make a literal part differ")
+
+    # -- invalidation --------------------------------------------------------------------------
+
+    def rule(self, entry: _Entry, namespaces: dict[str, Namespace], parameters: dict[str, Param]) -> InvalidationRule | None:
+        d = entry.data
+        users: list[tuple[str, tuple, dict[str, Param]]] = []  # (what, where, params used)
+        ok = True
+        for i, name in enumerate(d.get("namespaces", [])):
+            ns = namespaces.get(name)
+            if ns is None:
+                self.error(entry, ("namespaces", i), f"unknown namespace {name!r}")
+                ok = False
+                continue
+            users.append((f"namespace {name!r}", ("namespaces", i), dict(ns.params)))
+        templates: dict[str, list[KeyTemplate]] = {"keys": [], "match": []}
+        for field_ in ("keys", "match"):
+            raw = d.get(field_)
+            sources = [raw] if isinstance(raw, str) else list(raw or [])
+            for i, source in enumerate(sources):
+                where = (field_,) if isinstance(raw, str) else (field_, i)
+                try:
+                    template = parse_template(source, glob=(field_ == "match"))
+                except ValueError as exc:
+                    self.error(entry, where, f"bad template {source!r}: {exc}")
+                    ok = False
+                    continue
+                templates[field_].append(template)
+                users.append((f"{field_} {source!r}", where, {p: parameters.get(p) or Param(p) for p in template.params}))
+        hash_tag = d.get("hash_tag")
+        if not ok:
+            return None
+        names = {frozenset(p) for _, _, p in users}
+        if len(names) > 1:
+            listing = "; ".join(f"{what} uses ({', '.join(p) or 'none'})" for what, _, p in users)
+            self.error(entry, users[-1][1], f"templates disagree on parameters: {listing}")
+            return None
+        params = tuple(users[0][2]) if users else ()
+        for name in params:
+            kinds = {(p[name].type, p[name].pattern) for _, _, p in users}
+            if len(kinds) > 1:
+                self.error(entry, (), f"templates disagree on parameter {name!r}: declared as {sorted(kinds, key=str)}")
+                return None
+        if hash_tag is not None and hash_tag not in params:
+            self.error(entry, ("hash_tag",), f"hash_tag {hash_tag!r} is not a parameter of this rule")
+        return InvalidationRule(entry.name, tuple(d.get("namespaces", [])), tuple(templates["keys"]),
+                                tuple(templates["match"]), params, hash_tag, d.get("description", ""))
+
+    # -- targets -------------------------------------------------------------------------------
+
+    def target(self, entry: _Entry) -> Target | None:
+        d = entry.data
+        provider = d["provider"]
+        default_port, default_tls = _PROVIDER_DEFAULTS[provider]
+        if provider == "redis":
+            if not d.get("url") and not d.get("host"):
+                self.error(entry, ("provider",), "a redis target needs 'url' or 'host'")
+            if "azure" in d:
+                self.error(entry, ("azure",), "'azure' applies to azure-managed-redis and azure-cache-for-redis targets only", key=True)
+            for field_ in sorted(set(d.get("instance") or {}) - _PLAIN_REDIS_INSTANCE_FIELDS):
+                self.error(entry, ("instance", field_), f"{field_} is an Azure setting; a plain redis target manages only "
+                                                        f"{', '.join(sorted(_PLAIN_REDIS_INSTANCE_FIELDS))}", key=True)
+        elif "url" in d:
+            self.error(entry, ("url",), f"a {provider} target takes host and port, not url", key=True)
+        url = d.get("url")
+        if url is not None and not url.startswith("${") and not re.match(r"^rediss?://", url):
+            self.error(entry, ("url",), "url must start with redis:// or rediss://")
+        tls_raw = d.get("tls", default_tls or bool(url and url.startswith("rediss://")))
+        tls_conf = tls_raw if isinstance(tls_raw, dict) else {}
+        auth_raw = d.get("auth", "none")
+        if auth_raw == "none":
+            auth = Auth()
+        else:
+            auth = Auth(type=auth_raw["type"], env=auth_raw.get("env"), username=auth_raw.get("username"),
+                        identity=auth_raw.get("identity", "default"), client_id=auth_raw.get("client_id"),
+                        tenant_id=auth_raw.get("tenant_id"))
+        if auth.type == "entra-id" and not (tls_raw is not False):
+            self.error(entry, ("auth",), "Microsoft Entra ID authentication requires TLS")
+        c = d.get("client") or {}
+        client = ClientOptions(
+            socket_timeout_ms=parse_duration(c.get("socket_timeout", "5s")),
+            connect_timeout_ms=parse_duration(c.get("connect_timeout", "2s")),
+            max_connections=c.get("max_connections"), retries=c.get("retries", 3),
+            health_check_interval_ms=parse_duration(c.get("health_check_interval", 0)),
+            breaker_threshold=c.get("breaker_threshold", 3),
+            breaker_cooldown_ms=parse_duration(c.get("breaker_cooldown", "1s")),
+        )
+        a = d.get("azure")
+        azure = AzureRef(a["subscription"], a["resource_group"], a["cluster"], a.get("database", "default"),
+                         a.get("location")) if a else None
+        return Target(
+            name=entry.name, provider=provider, url=url, host=d.get("host"), port=d.get("port", default_port),
+            db=d.get("db", 0), tls=tls_raw is not False, ca_file=tls_conf.get("ca_file"),
+            check_hostname=tls_conf.get("check_hostname", True), auth=auth, client=client, azure=azure,
+            instance=_instance(d.get("instance") or {}), description=d.get("description", ""),
+        )
+
+
+def _param(name: str, spec: dict) -> Param:
+    return Param(name, spec.get("type", "str"), spec.get("pattern"), spec.get("max_length", 128))
+
+
+def _bounds(tier: Tier) -> str:
+    from toolkit.policy.durations import format_duration
+
+    high = format_duration(tier.max_ms) if tier.max_ms is not None else "no upper bound"
+    return f"{format_duration(tier.min_ms)} to {high}"
+
+
+def _instance(d: dict) -> InstancePolicy:
+    persistence = None
+    if "persistence" in d:
+        raw = d["persistence"]
+        persistence = Persistence() if raw == "disabled" else Persistence(aof=raw.get("aof"), rdb=raw.get("rdb"))
+    modules = None
+    if "modules" in d:
+        modules = tuple(sorted((Module(m) if isinstance(m, str) else Module(m["name"], m.get("args", "")) for m in d["modules"]),
+                               key=lambda m: m.name))
+    return InstancePolicy(
+        sku=d.get("sku"), capacity=d.get("capacity"), high_availability=d.get("high_availability"),
+        minimum_tls_version=d.get("minimum_tls_version"), public_network_access=d.get("public_network_access"),
+        client_protocol=d.get("client_protocol"), clustering_policy=d.get("clustering_policy"),
+        eviction_policy=d.get("eviction_policy"), persistence=persistence, modules=modules,
+        access_keys_authentication=d.get("access_keys_authentication"), geo_replication_group=d.get("geo_replication_group"),
+    )
+
+
+def _segment_shape(segment: list) -> tuple[str, str, bool]:
+    """(literal prefix, literal suffix, has a parameter) of one template segment."""
+    if all(isinstance(p, str) for p in segment):
+        text = "".join(segment)
+        return text, text, False
+    prefix = segment[0] if isinstance(segment[0], str) else ""
+    suffix = segment[-1] if isinstance(segment[-1], str) else ""
+    return prefix, suffix, True
+
+
+def _may_overlap(a: Namespace, b: Namespace) -> bool:
+    """Conservative: False only when some segment provably differs (parameters never contain ':')."""
+    for seg_a, seg_b in zip(a.template.segments(), b.template.segments()):
+        pa, sa, va = _segment_shape(seg_a)
+        pb, sb, vb = _segment_shape(seg_b)
+        tagged_a = any(isinstance(p, tuple) and p[0] == a.hash_tag for p in seg_a)
+        tagged_b = any(isinstance(p, tuple) and p[0] == b.hash_tag for p in seg_b)
+        if not va and not vb:
+            if pa != pb:
+                return False
+            continue
+        if not va or not vb:
+            literal, seg, ns, tagged = (pa, seg_b, b, tagged_b) if not va else (pb, seg_a, a, tagged_a)
+            if not _segment_accepts(seg, ns, literal):
+                return False
+            continue
+        if tagged_a != tagged_b:
+            return False
+        if not (pa.startswith(pb) or pb.startswith(pa)) or not (sa.endswith(sb) or sb.endswith(sa)):
+            return False
+    return True
+
+
+def _segment_accepts(segment: list, ns: Namespace, literal: str) -> bool:
+    parts = []
+    for part in segment:
+        if isinstance(part, tuple):
+            body = f"(?:{ns.params[part[0]].regex()})"
+            parts.append(r"\{" + body + r"\}" if part[0] == ns.hash_tag else body)
+        else:
+            parts.append(re.escape(part))
+    return re.fullmatch("".join(parts), literal) is not None
+
+
+def _canonical(tiers: dict[str, Tier], namespaces: dict[str, Namespace], rules: dict[str, InvalidationRule],
+               parameters: dict[str, Param]) -> dict[str, Any]:
+    """The keyspace policy as plain JSON data: what the digest covers and what apply publishes."""
+    def param(p: Param) -> dict[str, Any]:
+        return {"type": p.type, "pattern": p.pattern, "max_length": p.max_length}
+
+    return {
+        "version": 1,
+        "tiers": {n: {"min_ms": t.min_ms, "max_ms": t.max_ms, "default_ms": t.default_ms} for n, t in sorted(tiers.items())},
+        "namespaces": {
+            n: {"key": ns.template.source, "type": ns.type, "tier": ns.tier, "ttl_ms": ns.ttl_ms,
+                "tier_min_ms": ns.tier_min_ms, "tier_max_ms": ns.tier_max_ms, "jitter_ms": ns.max_jitter_ms,
+                "codec": ns.codec, "max_length": ns.max_length, "hash_tag": ns.hash_tag, "on_error": ns.on_error,
+                "params": {p: param(spec) for p, spec in ns.params.items()}, "owner": ns.owner}
+            for n, ns in sorted(namespaces.items())
+        },
+        "invalidation": {
+            n: {"namespaces": list(r.namespaces), "keys": [t.source for t in r.keys], "match": [t.source for t in r.match],
+                "params": list(r.params), "hash_tag": r.hash_tag}
+            for n, r in sorted(rules.items())
+        },
+        "parameters": {n: param(p) for n, p in sorted(parameters.items())},
+    }

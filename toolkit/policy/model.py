@@ -1,0 +1,261 @@
+"""The policy model: plain frozen dataclasses shared by the runtime, the provisioner and the audit.
+
+Everything here is already checked by the loader; code that receives a PolicySet can trust
+it. Durations are integer milliseconds. Target fields may still hold ``${ENV_VAR}``
+references: they are resolved only where a value is used (``resolve_env``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Mapping
+
+from toolkit.errors import ConfigurationError, PolicyViolation
+from toolkit.policy.templates import KeyTemplate, Param, build_values
+
+if TYPE_CHECKING:
+    from toolkit.policy.classify import Classifier
+
+PERSISTENT = "persistent"
+NAMESPACE_TYPES = ("string", "hash", "list", "counter")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A TTL band; ``max_ms`` None means no upper bound (static)."""
+
+    name: str
+    min_ms: int
+    max_ms: int | None
+    default_ms: int
+    description: str = ""
+
+    def contains(self, ttl_ms: int) -> bool:
+        return ttl_ms >= self.min_ms and (self.max_ms is None or ttl_ms <= self.max_ms)
+
+
+BUILTIN_TIERS: Mapping[str, Tier] = MappingProxyType({
+    "volatile": Tier("volatile", 60_000, 300_000, 300_000, "frequently changing data: 1-5 minutes"),
+    "moderate": Tier("moderate", 900_000, 3_600_000, 1_800_000, "moderate change rate: 15-60 minutes"),
+    "stable": Tier("stable", 3_600_000, 86_400_000, 3_600_000, "relatively stable data: 1-24 hours"),
+    "static": Tier("static", 86_400_000, None, 86_400_000, "static reference data: 24 hours and more"),
+})
+
+
+@dataclass(frozen=True)
+class CacheAside:
+    """How ``get_or_load`` behaves for a namespace."""
+
+    lock: bool = False
+    lock_timeout_ms: int = 5_000
+    wait_timeout_ms: int = 2_000
+    early_refresh_beta: float | None = None
+    negative_ttl_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A family of keys sharing a template, a Redis type and a TTL policy."""
+
+    name: str
+    template: KeyTemplate
+    type: str
+    tier: str
+    ttl_ms: int | None
+    """None only for ``tier: persistent``: keys that must never expire."""
+    tier_min_ms: int | None
+    tier_max_ms: int | None
+    jitter_ms: int = 0
+    jitter_percent: int = 0
+    codec: str = "text"
+    max_length: int | None = None
+    params: Mapping[str, Param] = field(default_factory=dict)
+    hash_tag: str | None = None
+    owner: str = ""
+    description: str = ""
+    reason: str = ""
+    on_error: str = "fail-open"
+    cache_aside: CacheAside = CacheAside()
+
+    @property
+    def expires(self) -> bool:
+        return self.ttl_ms is not None
+
+    @property
+    def max_jitter_ms(self) -> int:
+        """Largest random extra TTL added to a write."""
+        if self.ttl_ms is None:
+            return 0
+        return self.jitter_ms or self.ttl_ms * self.jitter_percent // 100
+
+    def key(self, **params: object) -> str:
+        """Build a key from its parameters; PolicyViolation when one is missing, extra or unsafe."""
+        values = build_values(self.template, self.params, params, f"namespace {self.name!r}")
+        return self.template.render(values, self.hash_tag)
+
+    def check_ttl(self, ttl_ms: int) -> None:
+        """Refuse an explicit TTL outside this namespace's tier."""
+        if self.ttl_ms is None:
+            raise PolicyViolation(f"namespace {self.name!r} is persistent: its keys take no TTL")
+        low, high = self.tier_min_ms or 0, self.tier_max_ms
+        if ttl_ms < low or (high is not None and ttl_ms > high):
+            bound = f"{low} ms .. {high if high is not None else 'unbounded'} ms"
+            raise PolicyViolation(f"namespace {self.name!r}: TTL {ttl_ms} ms is outside tier {self.tier!r} ({bound})")
+
+
+@dataclass(frozen=True)
+class InvalidationRule:
+    """What to delete when something changes; every template of a rule uses the same ``params``."""
+
+    name: str
+    namespaces: tuple[str, ...]
+    keys: tuple[KeyTemplate, ...]
+    match: tuple[KeyTemplate, ...]
+    params: tuple[str, ...]
+    hash_tag: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How a client authenticates: ``none``, ``access-key`` (from ``env``) or ``entra-id``."""
+
+    type: str = "none"
+    env: str | None = None
+    username: str | None = None
+    identity: str = "default"
+    client_id: str | None = None
+    tenant_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Persistence:
+    """At most one of AOF (``1s``/``always``) or RDB (``1h``/``6h``/``12h``); both None means disabled."""
+
+    aof: str | None = None
+    rdb: str | None = None
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    args: str = ""
+
+
+@dataclass(frozen=True)
+class InstancePolicy:
+    """Instance settings; None means "not declared" (policy) or "not reported" (live state)."""
+
+    sku: str | None = None
+    capacity: int | None = None
+    high_availability: bool | None = None
+    minimum_tls_version: str | None = None
+    public_network_access: bool | None = None
+    client_protocol: str | None = None
+    clustering_policy: str | None = None
+    eviction_policy: str | None = None
+    persistence: Persistence | None = None
+    modules: tuple[Module, ...] | None = None
+    access_keys_authentication: bool | None = None
+    geo_replication_group: str | None = None
+
+
+@dataclass(frozen=True)
+class AzureRef:
+    subscription: str
+    resource_group: str
+    cluster: str
+    database: str = "default"
+    location: str | None = None
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    socket_timeout_ms: int = 5_000
+    connect_timeout_ms: int = 2_000
+    max_connections: int | None = None
+    retries: int = 3
+    health_check_interval_ms: int = 0
+    breaker_threshold: int = 3
+    breaker_cooldown_ms: int = 1_000
+
+
+@dataclass(frozen=True)
+class Target:
+    """A Redis instance. String fields may be ``${ENV_VAR}`` references (see ``resolve_env``)."""
+
+    name: str
+    provider: str
+    url: str | None = None
+    host: str | None = None
+    port: int | str | None = None
+    db: int = 0
+    tls: bool = False
+    ca_file: str | None = None
+    check_hostname: bool = True
+    auth: Auth = Auth()
+    client: ClientOptions = ClientOptions()
+    azure: AzureRef | None = None
+    instance: InstancePolicy = InstancePolicy()
+    description: str = ""
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def resolve_env(value: str | int | None, where: str) -> str | None:
+    """Replace ``${VAR}`` and ``${VAR:-default}``; a missing variable without default is a ConfigurationError."""
+    if value is None:
+        return None
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigurationError(f"{where}: environment variable {name} is not set")
+
+    return _ENV_REF.sub(repl, str(value))
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """A loaded, checked policy set."""
+
+    tiers: Mapping[str, Tier]
+    namespaces: Mapping[str, Namespace]
+    rules: Mapping[str, InvalidationRule]
+    targets: Mapping[str, Target]
+    parameters: Mapping[str, Param]
+    sources: tuple[str, ...]
+    digest: str
+    """sha256 of the canonical keyspace policy (tiers, namespaces, rules); targets excluded so that
+    every environment applying the same files publishes the same digest."""
+    document: Mapping[str, object]
+    """The canonical, JSON-ready keyspace policy that ``digest`` covers and ``toolkit apply`` publishes."""
+    classifier: "Classifier" = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+
+    def namespace(self, name: str) -> Namespace:
+        try:
+            return self.namespaces[name]
+        except KeyError:
+            raise PolicyViolation(f"no namespace {name!r} in this policy set (known: {', '.join(sorted(self.namespaces))})") from None
+
+    def target(self, name: str | None = None) -> Target:
+        """The named target, or the only one when ``name`` is None."""
+        if name is None:
+            if len(self.targets) == 1:
+                return next(iter(self.targets.values()))
+            raise ConfigurationError(f"choose a target: {', '.join(sorted(self.targets)) or 'none declared'}")
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise ConfigurationError(f"no target {name!r} (declared: {', '.join(sorted(self.targets)) or 'none'})") from None
+
+    def classify(self, key: str | bytes) -> tuple[Namespace, dict[str, str]] | None:
+        """Which namespace a live key belongs to and its parameters, or None: the inverse of ``Namespace.key``."""
+        return self.classifier.classify(key)

@@ -1,0 +1,165 @@
+"""Key templates: parsing ``user:{user_id}:profile``, building keys safely, and globs for SCAN.
+
+A parameter value can never contain ``:``, glob characters, braces, whitespace or control
+characters, whatever its declared type. That single rule is what makes keys safe by
+construction: a value cannot reach into another namespace (``:``), widen a SCAN match
+(``*``), or move a key to another cluster slot (``{``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from toolkit.errors import PolicyViolation
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_FORBIDDEN = re.compile(r"[:*?\[\]\\{}\s\x00-\x1f\x7f]")
+_BAD_KEY_LITERAL = re.compile(r"[*?\[\]\\\s\x00-\x1f\x7f]")
+_BAD_GLOB_LITERAL = re.compile(r"[\s\x00-\x1f\x7f]")
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+_TYPE_PATTERNS = {
+    "str": None,
+    "int": re.compile(r"^[0-9]+$"),
+    "uuid": re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
+    "slug": re.compile(r"^[a-z0-9_-]+$"),
+}
+_TYPE_CHARS = {"str": r"[^:*?\[\]\\{}\s\x00-\x1f\x7f]", "int": r"[0-9]", "slug": r"[a-z0-9_-]"}
+_UUID_REGEX = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """What one key parameter accepts."""
+
+    name: str
+    type: str = "str"
+    pattern: str | None = None
+    max_length: int = 128
+
+    def check(self, value: object) -> str:
+        """Return the value as key text, or raise PolicyViolation saying why it cannot be part of a key."""
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise PolicyViolation(f"parameter {self.name!r}: expected text or an integer, got {type(value).__name__}")
+        text = str(value)
+        if not text:
+            raise PolicyViolation(f"parameter {self.name!r}: empty value")
+        if len(text) > self.max_length:
+            raise PolicyViolation(f"parameter {self.name!r}: {len(text)} characters, over its max_length {self.max_length}")
+        bad = _FORBIDDEN.search(text)
+        if bad:
+            raise PolicyViolation(
+                f"parameter {self.name!r}: value {text!r} contains {bad.group()!r}; key parameters may not contain "
+                "':', glob characters (* ? [ ] \\), braces, whitespace or control characters"
+            )
+        type_re = _TYPE_PATTERNS[self.type]
+        if type_re is not None and not type_re.match(text):
+            raise PolicyViolation(f"parameter {self.name!r}: value {text!r} is not of type {self.type}")
+        if self.pattern is not None and not re.fullmatch(self.pattern, text):
+            raise PolicyViolation(f"parameter {self.name!r}: value {text!r} does not match pattern {self.pattern!r}")
+        return text
+
+    def regex(self) -> str:
+        """A regular expression (no groups) for this type's values, used by classify.
+
+        A ``pattern`` is not folded in: classify checks it on the captured value.
+        """
+        if self.type == "uuid":
+            return _UUID_REGEX
+        return f"{_TYPE_CHARS[self.type]}{{1,{self.max_length}}}"
+
+
+@dataclass(frozen=True)
+class KeyTemplate:
+    """A parsed template: alternating literal text and parameter names.
+
+    ``parts`` holds literals as ``str`` and placeholders as 1-tuples ``(name,)``.
+    ``glob`` templates (invalidation ``match``) may hold ``*``/``?`` in their literal text.
+    """
+
+    source: str
+    parts: tuple[str | tuple[str], ...]
+    params: tuple[str, ...]
+    glob: bool = False
+
+    def render(self, values: Mapping[str, str], hash_tag: str | None = None) -> str:
+        """Join checked parameter values (already key text) into a key or glob."""
+        out = []
+        for part in self.parts:
+            if isinstance(part, tuple):
+                value = values[part[0]]
+                if self.glob:
+                    value = glob_escape(value)
+                out.append("{" + value + "}" if part[0] == hash_tag else value)
+            else:
+                out.append(part)
+        return "".join(out)
+
+    def segments(self) -> list[list[str | tuple[str]]]:
+        """Split the template at ':' into segments of parts; parameters never span a ':'."""
+        segs: list[list[str | tuple[str]]] = [[]]
+        for part in self.parts:
+            if isinstance(part, tuple):
+                segs[-1].append(part)
+                continue
+            pieces = part.split(":")
+            for i, piece in enumerate(pieces):
+                if i:
+                    segs.append([])
+                if piece:
+                    segs[-1].append(piece)
+        return segs
+
+
+def parse_template(source: str, *, glob: bool = False) -> KeyTemplate:
+    """Parse a key (or glob) template; raise ValueError naming the first problem."""
+    parts: list[str | tuple[str]] = []
+    params: list[str] = []
+    pos = 0
+    for match in _PLACEHOLDER.finditer(source):
+        literal = source[pos:match.start()]
+        if literal:
+            parts.append(literal)
+        name = match.group(1)
+        if not _IDENT.match(name):
+            raise ValueError(f"placeholder {{{name}}} is not a parameter name (lowercase letters, digits, _)")
+        if name in params:
+            raise ValueError(f"parameter {name!r} appears twice")
+        if parts and isinstance(parts[-1], tuple):
+            raise ValueError(f"placeholders {{{parts[-1][0]}}} and {{{name}}} touch: separate them with literal text")
+        parts.append((name,))
+        params.append(name)
+        pos = match.end()
+    if source[pos:]:
+        parts.append(source[pos:])
+    for part in parts:
+        if isinstance(part, tuple):
+            continue
+        if "{" in part or "}" in part:
+            raise ValueError("unbalanced or literal brace: braces only mark {param} placeholders (use 'hash_tag' for Redis hash tags)")
+        if (_BAD_GLOB_LITERAL if glob else _BAD_KEY_LITERAL).search(part):
+            raise ValueError(f"literal text {part!r} contains a character not allowed in keys (whitespace, control or glob characters)")
+    if not glob and not params and not parts:
+        raise ValueError("empty template")
+    return KeyTemplate(source, tuple(parts), tuple(params), glob)
+
+
+def glob_escape(text: str) -> str:
+    """Escape Redis glob specials so a value matches only itself inside a SCAN MATCH pattern."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+def build_values(template: KeyTemplate, specs: Mapping[str, Param], given: Mapping[str, object], what: str) -> dict[str, str]:
+    """Check that ``given`` holds exactly the template's parameters, each valid; return their key text."""
+    missing = [p for p in template.params if p not in given]
+    extra = [p for p in given if p not in template.params]
+    if missing or extra:
+        detail = []
+        if missing:
+            detail.append("missing " + ", ".join(missing))
+        if extra:
+            detail.append("unexpected " + ", ".join(extra))
+        raise PolicyViolation(f"{what} takes parameters ({', '.join(template.params) or 'none'}): {'; '.join(detail)}")
+    return {name: specs[name].check(given[name]) for name in template.params}

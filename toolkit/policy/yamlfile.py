@@ -1,0 +1,188 @@
+"""Read one policy file as plain YAML, keeping where every value came from.
+
+PyYAML alone is not enough for policy files: it keeps the last of two duplicate keys
+silently, constructs arbitrary Python objects for ``!!python/...`` tags with the full
+loader, and expands alias bombs until memory runs out. This reader composes the node
+graph with the C parser, then builds plain dicts, lists and scalars itself, refusing
+anything else and counting nodes as aliases expand, so a hostile file fails fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolkit.errors import PolicyIssue
+
+MAX_FILE_BYTES = 1024 * 1024
+"""Larger files are refused before parsing: a policy file is a few kilobytes."""
+MAX_NODES = 200_000
+"""Nodes a file may expand to once aliases are resolved (an alias bomb expands to billions)."""
+MAX_DEPTH = 64
+"""Nesting depth: policy documents are at most five or six levels deep."""
+
+_Y = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_Y + "str", _Y + "int", _Y + "float", _Y + "bool", _Y + "null", _Y + "timestamp"}
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_scalars = yaml.constructor.SafeConstructor()
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class YamlDocument:
+    """A parsed file: its data and the position (1-based line, column) of every value and key."""
+
+    file: str
+    data: dict[str, Any]
+    values: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
+        """Where ``path`` is written; falls back to the closest written ancestor."""
+        table = self.keys if key else self.values
+        probe = tuple(path)
+        while probe:
+            if probe in table:
+                return table[probe]
+            if probe in self.values:
+                return self.values[probe]
+            probe = probe[:-1]
+        return (1, 1)
+
+    def issue(self, path: Path_, message: str, *, key: bool = False) -> PolicyIssue:
+        line, col = self.position(path, key=key)
+        return PolicyIssue(self.file, line, col, dotted(path), message)
+
+
+def dotted(path: Path_) -> str:
+    """``("namespaces", "user", "ttl")`` -> ``namespaces.user.ttl``; list indices as ``[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+class _Refused(Exception):
+    def __init__(self, node: yaml.Node | None, message: str, path: Path_ = ()):
+        self.node = node
+        self.message = message
+        self.path = path
+
+
+def _pos(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    """Turns a composed node graph into plain data, recording positions and refusing what is not plain YAML."""
+
+    def __init__(self, doc: YamlDocument):
+        self.doc = doc
+        self.count = 0
+        self.issues: list[PolicyIssue] = []
+
+    def build(self, node: yaml.Node, path: Path_, depth: int = 0) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _Refused(node, f"document expands to more than {MAX_NODES} nodes (alias bomb?); refused")
+        if depth > MAX_DEPTH:
+            raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels; refused")
+        self.doc.values.setdefault(path, _pos(node))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _Y + "seq":
+                raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        if node.tag not in _SCALAR_TAGS:
+            raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
+        if node.tag == _Y + "timestamp":
+            return node.value  # dates stay text: no policy field is a date
+        try:
+            return _scalars.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise _Refused(node, f"invalid scalar: {exc}", path) from None
+
+    def _mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[str, Any]:
+        if node.tag != _Y + "map":
+            raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
+        result: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _Y + "merge":
+                merged.update(self._merge_sources(value_node, path, depth))
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
+                raise _Refused(key_node, "mapping keys must be plain scalars", path)
+            key = str(key_node.value)
+            if key in result:
+                line, col = self.doc.keys[path + (key,)]
+                self.issues.append(
+                    PolicyIssue(self.doc.file, *_pos(key_node), dotted(path + (key,)),
+                                f"duplicate key {key!r} (first defined at line {line}); YAML would silently keep the last one")
+                )
+                continue
+            self.doc.keys[path + (key,)] = _pos(key_node)
+            result[key] = self.build(value_node, path + (key,), depth + 1)
+        for key, value in merged.items():
+            result.setdefault(key, value)
+        return result
+
+    def _merge_sources(self, node: yaml.Node, path: Path_, depth: int) -> dict[str, Any]:
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        merged: dict[str, Any] = {}
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                raise _Refused(source, "'<<' merges only mappings", path)
+            for key, value in self._mapping(source, path, depth + 1).items():
+                merged.setdefault(key, value)
+        return merged
+
+
+def read_policy_file(path: Path) -> tuple[YamlDocument | None, list[PolicyIssue]]:
+    """Parse ``path``; return the document (or None) and every issue found while reading it."""
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return None, [PolicyIssue(name, 1, 1, "", f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit for a policy file; refused")]
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [PolicyIssue(name, 1, 1, "", f"cannot read file: {exc.strerror or exc}")]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        return None, [PolicyIssue(name, line, col, "", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); policy files must be UTF-8")]
+    doc = YamlDocument(name, {})
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_Loader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reason = exc.problem or exc.context or "invalid YAML"
+        return None, [PolicyIssue(name, line, col, "", f"invalid YAML: {reason}")]
+    except yaml.YAMLError as exc:
+        return None, [PolicyIssue(name, 1, 1, "", f"invalid YAML: {exc}")]
+    if not nodes or all(n is None for n in nodes):
+        return None, [PolicyIssue(name, 1, 1, "", "file is empty: a policy file is a mapping with tiers, namespaces, invalidation or targets")]
+    if len(nodes) > 1:
+        return None, [PolicyIssue(name, *_pos(nodes[1]), "", "more than one YAML document in a file; put each in its own file")]
+    root = nodes[0]
+    if not isinstance(root, yaml.MappingNode):
+        return None, [PolicyIssue(name, *_pos(root), "", "top level must be a mapping (tiers, namespaces, invalidation, targets)")]
+    builder = _Builder(doc)
+    try:
+        doc.data = builder.build(root, ())
+    except _Refused as exc:
+        line, col = _pos(exc.node) if exc.node is not None else (1, 1)
+        return None, builder.issues + [PolicyIssue(name, line, col, dotted(exc.path), exc.message)]
+    return doc, builder.issues
