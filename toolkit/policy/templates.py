@@ -20,12 +20,6 @@ _FORBIDDEN = re.compile(r"[:*?\[\]\\{}\s\x00-\x1f\x7f]")
 _BAD_KEY_LITERAL = re.compile(r"[*?\[\]\\\s\x00-\x1f\x7f]")
 _BAD_GLOB_LITERAL = re.compile(r"[\s\x00-\x1f\x7f]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-_TYPE_PATTERNS = {
-    "str": None,
-    "int": re.compile(r"^[0-9]+$"),
-    "uuid": re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"),
-    "slug": re.compile(r"^[a-z0-9_-]+$"),
-}
 _TYPE_CHARS = {"str": r"[^:*?\[\]\\{}\s\x00-\x1f\x7f]", "int": r"[0-9]", "slug": r"[a-z0-9_-]"}
 _UUID_REGEX = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -39,27 +33,36 @@ class Param:
     pattern: str | None = None
     max_length: int = 128
 
+    def __post_init__(self) -> None:
+        # One compiled regex answers "is this a valid value" in a single match on the hot path.
+        body = _UUID_REGEX if self.type == "uuid" else f"{_TYPE_CHARS[self.type]}{{1,{self.max_length}}}"
+        object.__setattr__(self, "_valid", re.compile(body).fullmatch)
+        object.__setattr__(self, "_pattern", re.compile(self.pattern).fullmatch if self.pattern else None)
+
     def check(self, value: object) -> str:
         """Return the value as key text, or raise PolicyViolation saying why it cannot be part of a key."""
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
+        if type(value) is str:
+            text = value
+        elif type(value) is int or (isinstance(value, (str, int)) and not isinstance(value, bool)):
+            text = str(value)
+        else:
             raise PolicyViolation(f"parameter {self.name!r}: expected text or an integer, got {type(value).__name__}")
-        text = str(value)
+        if self._valid(text) is not None and (self._pattern is None or self._pattern(text) is not None):  # type: ignore[attr-defined]
+            return text
+        raise PolicyViolation(self._explain(text))
+
+    def _explain(self, text: str) -> str:
         if not text:
-            raise PolicyViolation(f"parameter {self.name!r}: empty value")
+            return f"parameter {self.name!r}: empty value"
         if len(text) > self.max_length:
-            raise PolicyViolation(f"parameter {self.name!r}: {len(text)} characters, over its max_length {self.max_length}")
+            return f"parameter {self.name!r}: {len(text)} characters, over its max_length {self.max_length}"
         bad = _FORBIDDEN.search(text)
         if bad:
-            raise PolicyViolation(
-                f"parameter {self.name!r}: value {text!r} contains {bad.group()!r}; key parameters may not contain "
-                "':', glob characters (* ? [ ] \\), braces, whitespace or control characters"
-            )
-        type_re = _TYPE_PATTERNS[self.type]
-        if type_re is not None and not type_re.match(text):
-            raise PolicyViolation(f"parameter {self.name!r}: value {text!r} is not of type {self.type}")
-        if self.pattern is not None and not re.fullmatch(self.pattern, text):
-            raise PolicyViolation(f"parameter {self.name!r}: value {text!r} does not match pattern {self.pattern!r}")
-        return text
+            return (f"parameter {self.name!r}: value {text!r} contains {bad.group()!r}; key parameters may not contain "
+                    "':', glob characters (* ? [ ] \\), braces, whitespace or control characters")
+        if self._pattern is not None and self._valid(text) is not None:  # type: ignore[attr-defined]
+            return f"parameter {self.name!r}: value {text!r} does not match pattern {self.pattern!r}"
+        return f"parameter {self.name!r}: value {text!r} is not of type {self.type}"
 
     def regex(self) -> str:
         """A regular expression (no groups) for this type's values, used by classify.
