@@ -19,7 +19,7 @@ from toolkit.policy.classify import Classifier
 from toolkit.policy.durations import parse_duration
 from toolkit.policy.leaks import ADVICE, find_secrets
 from toolkit.policy.model import (
-    BUILTIN_TIERS, PERSISTENT, Auth, AzureRef, CacheAside, ClientOptions, InstancePolicy, InvalidationRule,
+    BUILTIN_TIERS, PERSISTENT, RESERVED_PARAM_NAMES, Auth, AzureRef, CacheAside, ClientOptions, InstancePolicy, InvalidationRule,
     Module, Namespace, Persistence, PolicySet, Target, Tier,
 )
 from toolkit.policy.published import RESERVED_PREFIX
@@ -197,6 +197,10 @@ class _Builder:
         except ValueError as exc:
             self.error(entry, ("key",), f"bad key template {d['key']!r}: {exc}")
             return None
+        for name in template.params:
+            if name in RESERVED_PARAM_NAMES:
+                self.error(entry, ("key",), f"parameter name {name!r} is reserved (it is an option of the engine's "
+                                            f"handle methods: {', '.join(sorted(RESERVED_PARAM_NAMES))}); rename it")
         own = {name: _param(name, spec) for name, spec in (d.get("params") or {}).items()}
         for name in own:
             if name not in template.params:

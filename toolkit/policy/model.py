@@ -14,12 +14,18 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping
 
 from toolkit.errors import ConfigurationError, PolicyViolation
-from toolkit.policy.templates import KeyTemplate, Param, build_values
+from toolkit.policy.durations import format_duration
+from toolkit.policy.templates import KeyTemplate, Param
 
 if TYPE_CHECKING:
     from toolkit.policy.classify import Classifier
 
 PERSISTENT = "persistent"
+RESERVED_PARAM_NAMES = frozenset({
+    "value", "values", "ttl", "nx", "xx", "mapping", "field", "fields", "start", "end", "count", "amount",
+    "loader", "items", "params", "params_list",
+})
+"""Options of the engine's handle methods; a key parameter may not take one of these names."""
 NAMESPACE_TYPES = ("string", "hash", "list", "counter")
 
 
@@ -80,6 +86,9 @@ class Namespace:
     on_error: str = "fail-open"
     cache_aside: CacheAside = CacheAside()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_build", self.template.builder(self.params, self.hash_tag, f"namespace {self.name!r}"))
+
     @property
     def expires(self) -> bool:
         return self.ttl_ms is not None
@@ -93,8 +102,11 @@ class Namespace:
 
     def key(self, **params: object) -> str:
         """Build a key from its parameters; PolicyViolation when one is missing, extra or unsafe."""
-        values = build_values(self.template, self.params, params, f"namespace {self.name!r}")
-        return self.template.render(values, self.hash_tag)
+        return self._build(params)  # type: ignore[attr-defined]
+
+    def build_key(self, params: Mapping[str, object]) -> str:
+        """``key`` for a mapping of parameters (no keyword unpacking on the engine's hot path)."""
+        return self._build(params)  # type: ignore[attr-defined]
 
     def check_ttl(self, ttl_ms: int) -> None:
         """Refuse an explicit TTL outside this namespace's tier."""
@@ -102,8 +114,8 @@ class Namespace:
             raise PolicyViolation(f"namespace {self.name!r} is persistent: its keys take no TTL")
         low, high = self.tier_min_ms or 0, self.tier_max_ms
         if ttl_ms < low or (high is not None and ttl_ms > high):
-            bound = f"{low} ms .. {high if high is not None else 'unbounded'} ms"
-            raise PolicyViolation(f"namespace {self.name!r}: TTL {ttl_ms} ms is outside tier {self.tier!r} ({bound})")
+            bound = f"{format_duration(low)} to {format_duration(high) if high is not None else 'no upper bound'}"
+            raise PolicyViolation(f"namespace {self.name!r}: TTL {format_duration(ttl_ms)} is outside tier {self.tier!r} ({bound})")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,234 @@
+"""The Engine: sends Ops through redis-py, applies each namespace's failure policy, keeps stats."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any, Callable, Iterable
+
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from toolkit.errors import CacheUnavailable, ConfigurationError, PolicyViolation, ToolkitError
+from toolkit.policy.model import ClientOptions, Namespace, PolicySet
+from toolkit.policy.published import read_published
+from toolkit.runtime import _scripts
+from toolkit.runtime._breaker import CircuitBreaker
+from toolkit.runtime._handles import Handle, handle_for
+from toolkit.runtime._ops import READ, WRITE, Op
+from toolkit.runtime._stats import Stats
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
+"""Errors that mean "Redis cannot be reached" (cluster-down errors are added when the cluster module loads)."""
+try:
+    from redis.exceptions import ClusterDownError, MasterDownError
+
+    UNAVAILABLE += (ClusterDownError, MasterDownError)
+except ImportError:  # older redis-py
+    pass
+
+
+class PolicyMismatch(ToolkitError):
+    """``verify=True``: the instance runs under another policy than the local files."""
+
+
+def _wrong_type(exc: ResponseError) -> PolicyViolation | None:
+    """WRONGTYPE means the key holds another type than its namespace declares: a policy violation in the data."""
+    if "WRONGTYPE" not in str(exc):
+        return None
+    return PolicyViolation(f"the key holds another Redis type than its namespace declares ({exc}); "
+                           "'toolkit audit' lists such keys")
+
+
+def _is_cluster(client: Any) -> bool:
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+class Engine:
+    """Every read and write of an application, through its policy set.
+
+    Get one with ``toolkit.connect``; take handles with ``engine.namespace(name)``.
+    Thread-safe: share one Engine (and its connection pool) across threads.
+    """
+
+    def __init__(self, policy: PolicySet, client: Any, options: ClientOptions = ClientOptions(), *, owns_client: bool = False):
+        from toolkit.runtime._cache_aside import CacheAside
+
+        self.policy = policy
+        self.client = client
+        self.cluster = _is_cluster(client)
+        self._owns_client = owns_client
+        self._breaker = CircuitBreaker(options.breaker_threshold, options.breaker_cooldown_ms / 1000)
+        self._stats = Stats(list(policy.namespaces))
+        self._handles: dict[str, Handle] = {}
+        self._handles_lock = threading.Lock()
+        self._cache_aside = CacheAside(self)
+        decoding = getattr(client, "get_connection_kwargs", lambda: {})().get("decode_responses", False)
+        if decoding and any(ns.codec == "bytes" for ns in policy.namespaces.values()):
+            raise ConfigurationError("the client decodes responses (decode_responses=True) but namespaces with codec "
+                                     "bytes need raw bytes: pass a client without decode_responses")
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def namespace(self, name: str) -> Handle:
+        """The typed handle of a namespace (cached: cheap to call on every request)."""
+        handle = self._handles.get(name)
+        if handle is None:
+            with self._handles_lock:
+                handle = self._handles.get(name) or handle_for(self.policy.namespace(name), self, self)
+                self._handles[name] = handle
+        return handle
+
+    def pipeline(self, *, transaction: bool = False) -> "Pipeline":
+        """Queue operations of any namespaces and send them in one round trip (see Pipeline)."""
+        from toolkit.runtime._pipeline import Pipeline
+
+        return Pipeline(self, transaction=transaction)
+
+    def invalidate(self, rule: str, **params: Any) -> int:
+        """Run an invalidation rule; returns how many keys were deleted. Raises CacheUnavailable if Redis is down."""
+        from toolkit.runtime._invalidate import invalidate
+
+        return invalidate(self, rule, params)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Per-namespace hits, misses, loads, errors and dropped writes since the engine was built."""
+        return self._stats.snapshot()
+
+    @property
+    def breaker_state(self) -> str:
+        return self._breaker.state
+
+    def verify(self, *, raise_on_mismatch: bool = True) -> bool:
+        """Compare the local policy digest with the one ``toolkit apply`` published on the instance."""
+        published = read_published(self.client)
+        if published is not None and published.get("digest") == self.policy.digest:
+            return True
+        if published is None:
+            message = "no policy was published on this instance: run 'toolkit apply' for it"
+        else:
+            message = (f"the instance runs policy {published.get('digest', '?')[:12]} (applied {published.get('applied_at', '?')} "
+                       f"by {published.get('applied_by', '?')}), the local files are {self.policy.digest[:12]}")
+        if raise_on_mismatch:
+            raise PolicyMismatch(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return False
+
+    def close(self) -> None:
+        """Close the client if the engine built it (a caller's client is left to the caller)."""
+        if self._owns_client:
+            self.client.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def run(self, op: Op) -> Any:
+        """Send one Op now and return its decoded reply (the Runner protocol of handles)."""
+        if not self._breaker.allow():
+            return self._unavailable(op, None)
+        try:
+            try:
+                raw = self.client.execute_command(*op.args)
+            except NoScriptError:
+                raw = self.client.execute_command("EVAL", _scripts.ALL[op.args[1]].source, *op.args[2:])
+        except UNAVAILABLE as exc:
+            self._breaker.failure()
+            return self._unavailable(op, exc)
+        except ResponseError as exc:
+            raise _wrong_type(exc) or exc
+        self._breaker.success()
+        if op.kind == READ:
+            self._stats.add(op.ns.name, "misses" if raw is None or raw == {} or raw == [] else "hits")
+        return raw if op.decode is None else op.decode(raw)
+
+    def _unavailable(self, op: Op, exc: BaseException | None) -> Any:
+        """Apply the namespace's on_error policy to an Op that could not reach Redis."""
+        ns = op.ns
+        self._stats.add(ns.name, "errors")
+        if ns.on_error == "fail-closed":
+            reason = f"{type(exc).__name__}: {exc}" if exc is not None else "circuit breaker open after repeated connection failures"
+            raise CacheUnavailable(f"namespace {ns.name!r} is fail-closed and Redis is unavailable ({reason})") from exc
+        if op.kind == WRITE:
+            self._stats.add(ns.name, "dropped_writes")
+        elif op.kind == READ:
+            self._stats.add(ns.name, "misses")
+        return op.fallback
+
+    def _send_batch(self, ops: list[Op], transaction: bool) -> list[Any]:
+        """Send Ops in one round trip (split by slot on a cluster), then decode each reply."""
+        if not ops:
+            return []
+        if not self._breaker.allow():
+            return [self._unavailable(op, None) for op in ops]
+        pipe = self.client.pipeline(transaction=transaction)
+        for op in ops:
+            if transaction and op.args[0] == "EVALSHA":
+                # NOSCRIPT inside MULTI would abort the whole transaction: send the source.
+                pipe.execute_command("EVAL", _scripts.ALL[op.args[1]].source, *op.args[2:])
+            else:
+                pipe.execute_command(*op.args)
+        try:
+            raws = pipe.execute(raise_on_error=False)
+        except UNAVAILABLE as exc:
+            self._breaker.failure()
+            return [self._unavailable(op, exc) for op in ops]
+        finally:
+            pipe.reset()
+        self._breaker.success()
+        results = []
+        first_error: BaseException | None = None
+        for op, raw in zip(ops, raws):
+            if isinstance(raw, NoScriptError):
+                results.append(self.run(op))  # reloads the script through EVAL
+                continue
+            if isinstance(raw, Exception):
+                first_error = first_error or raw
+                results.append(raw)
+                continue
+            if op.kind == READ:
+                self._stats.add(op.ns.name, "misses" if raw is None or raw == {} or raw == [] else "hits")
+            results.append(raw if op.decode is None else op.decode(raw))
+        if first_error is not None:
+            raise (_wrong_type(first_error) if isinstance(first_error, ResponseError) else None) or first_error
+        return results
+
+    def _multi(self, ns: Namespace, commands: list[tuple], decode: Callable[[Any], Any] | None, kind: int,
+               fallback: Any, *, atomic: bool) -> list[Any]:
+        """Several commands of one namespace in one round trip; ``atomic`` as a transaction where Redis allows it."""
+        ops = [Op(ns, c, decode, kind, fallback) for c in commands]
+        return self._send_batch(ops, transaction=atomic and not self.cluster)
+
+
+def connect(policies: PolicySet | str | Iterable[str], target: str | None = None, *, client: Any = None,
+            verify: bool | str = False) -> Engine:
+    """An Engine for ``policies`` on ``target`` (built with redis-py) or on the caller's ``client``.
+
+    ``verify=True`` raises PolicyMismatch when the instance was applied with other policy files;
+    ``verify="warn"`` only warns.
+    """
+    from toolkit.policy import load
+
+    policy = policies if isinstance(policies, PolicySet) else load(policies)
+    options = ClientOptions()
+    owns = client is None
+    if client is None:
+        from toolkit.runtime._client import build_client
+
+        chosen = policy.target(target)
+        options = chosen.client
+        client = build_client(chosen)
+    elif target is not None:
+        options = policy.target(target).client
+    engine = Engine(policy, client, options, owns_client=owns)
+    if verify:
+        engine.verify(raise_on_mismatch=verify != "warn")
+    return engine

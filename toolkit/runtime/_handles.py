@@ -1,0 +1,302 @@
+"""Typed namespace handles: redis-py's method names, the key's parameters as keyword arguments.
+
+Each method checks what the policy says (parameters, TTL inside the tier, value codec)
+and builds an Op before anything is sent; a violation raises PolicyViolation and nothing
+reaches Redis. Writes always carry the namespace TTL (with jitter) in the same atomic step.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+
+from toolkit.errors import PolicyViolation
+from toolkit.policy.model import Namespace
+from toolkit.runtime import _scripts
+from toolkit.runtime._codecs import CODECS
+from toolkit.runtime._ops import OTHER, READ, WRITE, Op, Runner
+
+if TYPE_CHECKING:
+    from toolkit.runtime._engine import Engine
+
+NEGATIVE = b"\x00toolkit:none\x00"
+"""Stored instead of a value when a loader returned None and the namespace caches negatives."""
+
+
+
+def _bool(raw: Any) -> bool:
+    return bool(raw)
+
+
+def _int_or_none(raw: Any) -> int | None:
+    return None if raw is None else int(raw)
+
+
+class Handle:
+    """Methods every namespace has: delete, exists, ttl, pttl, expire, persist."""
+
+    type_name = ""
+    commands: frozenset[str] = frozenset()
+    __slots__ = ("ns", "_runner", "_build", "_encode", "_decode", "_engine")
+
+    def __init__(self, ns: Namespace, runner: Runner, engine: "Engine"):
+        self.ns = ns
+        self._runner = runner
+        self._engine = engine
+        self._build = ns.build_key
+        codec = CODECS[ns.codec]
+        self._encode = codec.encode
+        self._decode = codec.decode
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.ns.name!r} {self.ns.template.source!r}>"
+
+    def __getattr__(self, name: str) -> Any:
+        for cls in _HANDLES.values():
+            if cls is not type(self) and name in cls.commands:
+                raise PolicyViolation(f"namespace {self.ns.name!r} is a {self.ns.type}: {name} is a {cls.type_name} "
+                                      f"command (allowed here: {', '.join(sorted(type(self).commands))})")
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    def key(self, **params: Any) -> str:
+        """The key these parameters address (checked, but nothing is sent)."""
+        return self._build(params)
+
+    def _ttl_ms(self, ttl: float | None) -> int:
+        """The TTL of a write: an explicit one (checked against the tier) or the namespace's, plus jitter."""
+        ns = self.ns
+        if ttl is not None:
+            ttl_ms = int(ttl * 1000)
+            ns.check_ttl(ttl_ms)
+            return ttl_ms
+        if ns.ttl_ms is None:
+            return 0
+        spread = ns.max_jitter_ms
+        return ns.ttl_ms + int(random.random() * (spread + 1)) if spread else ns.ttl_ms
+
+    def delete(self, **params: Any) -> int:
+        return self._runner.run(Op(self.ns, ("DEL", self._build(params)), None, OTHER, 0))
+
+    def exists(self, **params: Any) -> int:
+        return self._runner.run(Op(self.ns, ("EXISTS", self._build(params)), None, OTHER, 0))
+
+    def ttl(self, **params: Any) -> int:
+        return self._runner.run(Op(self.ns, ("TTL", self._build(params)), None, OTHER, -2))
+
+    def pttl(self, **params: Any) -> int:
+        return self._runner.run(Op(self.ns, ("PTTL", self._build(params)), None, OTHER, -2))
+
+    def expire(self, ttl: float, **params: Any) -> bool:
+        """Set the TTL of an existing key; it must be inside the namespace's tier."""
+        ttl_ms = self._ttl_ms(ttl)
+        return self._runner.run(Op(self.ns, ("PEXPIRE", self._build(params), ttl_ms), _bool, WRITE, False))
+
+    def persist(self, **params: Any) -> bool:
+        """Only for ``tier: persistent`` namespaces: removing the TTL of a key that must expire is refused."""
+        if self.ns.expires:
+            raise PolicyViolation(f"namespace {self.ns.name!r} (tier {self.ns.tier}) must expire: persist is refused")
+        return self._runner.run(Op(self.ns, ("PERSIST", self._build(params)), _bool, WRITE, False))
+
+    def _immediate(self, method: str) -> "Engine":
+        """The engine, for calls that take several steps and so cannot be queued in a pipeline."""
+        if self._runner is not self._engine:
+            raise PolicyViolation(f"{method} cannot be queued in a pipeline: call it on engine.namespace({self.ns.name!r})")
+        return self._engine
+
+    def _read(self, args: tuple, decode: Callable[[Any], Any] | None, fallback: Any = None) -> Any:
+        return self._runner.run(Op(self.ns, args, decode, READ, fallback))
+
+    def _script(self, script: _scripts.Script, key: str, *argv: Any) -> Any:
+        return self._runner.run(Op(self.ns, ("EVALSHA", script.sha, 1, key, *argv), None, WRITE, None))
+
+
+class StringHandle(Handle):
+    type_name = "string"
+    commands = frozenset({"get", "set", "mget", "mset", "get_or_load"})
+    __slots__ = ()
+
+    def _decode_value(self, raw: Any) -> Any:
+        if raw is None or raw == NEGATIVE:
+            return None
+        return self._decode(raw)
+
+    def get(self, **params: Any) -> Any:
+        return self._read(("GET", self._build(params)), self._decode_value)
+
+    # Cache-aside hooks (see _cache_aside.py): how a cached entry is read, recognised and stored.
+    _read_command = "GET"
+
+    def _cached(self, raw: Any) -> tuple[bool, Any]:
+        if raw is None:
+            return False, None
+        return True, (None if raw == NEGATIVE else self._decode(raw))
+
+    def _store(self, key: str, value: Any, ttl_ms: int) -> Op:
+        args: tuple = ("SET", key, NEGATIVE if value is None else self._encode(value))
+        return Op(self.ns, args + ("PX", ttl_ms) if ttl_ms else args, None, WRITE, None)
+
+    def set(self, value: Any, /, *, ttl: float | None = None, nx: bool = False, xx: bool = False, **params: Any) -> bool | None:
+        """SET with the TTL in the same command (PX); ``nx``/``xx`` as in redis-py."""
+        args: tuple = ("SET", self._build(params), self._encode(value))
+        ttl_ms = self._ttl_ms(ttl)
+        if ttl_ms:
+            args += ("PX", ttl_ms)
+        if nx:
+            args += ("NX",)
+        if xx:
+            args += ("XX",)
+        return self._runner.run(Op(self.ns, args, _bool, WRITE, None))
+
+    def mget(self, params_list: Iterable[Mapping[str, Any]]) -> list[Any]:
+        """Values of several keys of this namespace, in order (split by slot on a cluster)."""
+        keys = [self._build(p) for p in params_list]
+        return self._immediate("mget")._multi(self.ns, [("GET", k) for k in keys], self._decode_value, READ, None, atomic=False)
+
+    def mset(self, items: Iterable[tuple[Mapping[str, Any], Any]], *, ttl: float | None = None) -> bool:
+        """Several keys at once, each with its TTL (MSET has none: SET PX per key, in one transaction)."""
+        commands = []
+        for params, value in items:
+            ttl_ms = self._ttl_ms(ttl)
+            command: tuple = ("SET", self._build(params), self._encode(value))
+            commands.append(command + ("PX", ttl_ms) if ttl_ms else command)
+        results = self._immediate("mset")._multi(self.ns, commands, _bool, WRITE, None, atomic=True)
+        return all(results)
+
+    def get_or_load(self, loader: Callable[[], Any], **params: Any) -> Any:
+        """Cache-aside: the cached value, or the loader's (stored with the namespace TTL)."""
+        return self._immediate("get_or_load")._cache_aside.get_or_load(self, loader, params)
+
+
+class HashHandle(Handle):
+    type_name = "hash"
+    commands = frozenset({"hget", "hset", "hmget", "hgetall", "hdel", "get_or_load"})
+    __slots__ = ()
+
+    def _decode_mapping(self, raw: Any) -> dict[str, Any] | None:
+        if not raw or NEGATIVE in raw:
+            return {} if not raw else None
+        decode = self._decode
+        return {(k.decode() if isinstance(k, bytes) else k): decode(v) for k, v in raw.items()}
+
+    def _decode_value(self, raw: Any) -> Any:
+        return None if raw is None else self._decode(raw)
+
+    def hget(self, field: str, /, **params: Any) -> Any:
+        return self._read(("HGET", self._build(params), field), self._decode_value)
+
+    def hmget(self, fields: Iterable[str], /, **params: Any) -> list[Any]:
+        fields = list(fields)
+        decode = self._decode_value
+        return self._read(("HMGET", self._build(params), *fields), lambda raw: [decode(v) for v in raw], [None] * len(fields))
+
+    def hgetall(self, **params: Any) -> dict[str, Any]:
+        return self._read(("HGETALL", self._build(params)), self._decode_mapping, {})
+
+    _read_command = "HGETALL"
+
+    def _cached(self, raw: Any) -> tuple[bool, Any]:
+        if not raw:
+            return False, None
+        return True, self._decode_mapping(raw)
+
+    def _store(self, key: str, value: Mapping[str, Any] | None, ttl_ms: int) -> Op:
+        if value is None:
+            pairs: list[Any] = [NEGATIVE, b"1"]
+        elif isinstance(value, Mapping) and value:
+            pairs = [item for f, v in value.items() for item in (f, self._encode(v))]
+        else:
+            raise PolicyViolation(f"the loader of hash namespace {self.ns.name!r} must return a non-empty mapping or None")
+        return Op(self.ns, ("EVALSHA", _scripts.HASH_WRITE.sha, 1, key, ttl_ms, 1, *pairs), None, WRITE, None)
+
+    def hset(self, field: str | None = None, value: Any = None, /, *, mapping: Mapping[str, Any] | None = None,
+             ttl: float | None = None, **params: Any) -> int | None:
+        """HSET and the namespace TTL in one atomic step; returns the number of new fields."""
+        pairs: list[Any] = []
+        if field is not None:
+            pairs += [field, self._encode(value)]
+        for f, v in (mapping or {}).items():
+            pairs += [f, self._encode(v)]
+        if not pairs:
+            raise PolicyViolation(f"hset on {self.ns.name!r} needs a field and value or a mapping")
+        return self._script(_scripts.HASH_WRITE, self._build(params), self._ttl_ms(ttl), 0, *pairs)
+
+    def hdel(self, *fields: str, **params: Any) -> int:
+        return self._runner.run(Op(self.ns, ("HDEL", self._build(params), *fields), None, WRITE, 0))
+
+    def get_or_load(self, loader: Callable[[], Mapping[str, Any] | None], **params: Any) -> dict[str, Any] | None:
+        """Cache-aside for a whole hash: the loader returns a mapping (or None)."""
+        return self._immediate("get_or_load")._cache_aside.get_or_load(self, loader, params)
+
+
+class ListHandle(Handle):
+    type_name = "list"
+    commands = frozenset({"lpush", "rpush", "lpop", "rpop", "lrange", "llen"})
+    __slots__ = ()
+
+    def _push(self, command: str, values: tuple, params: dict[str, Any], ttl: float | None) -> int | None:
+        if not values:
+            raise PolicyViolation(f"{command.lower()} on {self.ns.name!r} needs at least one value")
+        encode = self._encode
+        return self._script(_scripts.LIST_PUSH, self._build(params), command, self._ttl_ms(ttl), self.ns.max_length or 0,
+                            *[encode(v) for v in values])
+
+    def lpush(self, *values: Any, ttl: float | None = None, **params: Any) -> int | None:
+        """Push to the head, trim to ``max_length``, refresh the TTL: one atomic step."""
+        return self._push("LPUSH", values, params, ttl)
+
+    def rpush(self, *values: Any, ttl: float | None = None, **params: Any) -> int | None:
+        """Push to the tail, trim to the newest ``max_length``, refresh the TTL: one atomic step."""
+        return self._push("RPUSH", values, params, ttl)
+
+    def _pop(self, command: str, count: int | None, params: dict[str, Any]) -> Any:
+        decode = self._decode
+        if count is None:
+            return self._runner.run(Op(self.ns, (command, self._build(params)), lambda r: None if r is None else decode(r), WRITE, None))
+        return self._runner.run(Op(self.ns, (command, self._build(params), count),
+                                   lambda r: [] if r is None else [decode(v) for v in r], WRITE, []))
+
+    def lpop(self, count: int | None = None, **params: Any) -> Any:
+        return self._pop("LPOP", count, params)
+
+    def rpop(self, count: int | None = None, **params: Any) -> Any:
+        return self._pop("RPOP", count, params)
+
+    def lrange(self, start: int = 0, end: int = -1, **params: Any) -> list[Any]:
+        decode = self._decode
+        return self._read(("LRANGE", self._build(params), start, end), lambda raw: [decode(v) for v in raw], [])
+
+    def llen(self, **params: Any) -> int:
+        return self._runner.run(Op(self.ns, ("LLEN", self._build(params)), None, OTHER, 0))
+
+
+class CounterHandle(Handle):
+    type_name = "counter"
+    commands = frozenset({"incr", "decr", "incrby", "decrby", "get"})
+    __slots__ = ()
+
+    def get(self, **params: Any) -> int | None:
+        return self._read(("GET", self._build(params)), _int_or_none)
+
+    def incrby(self, amount: int = 1, **params: Any) -> int | None:
+        """INCRBY; the window TTL is set by the first increment only (never extended)."""
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise PolicyViolation(f"counter {self.ns.name!r} increments by integers, got {type(amount).__name__}")
+        ns = self.ns
+        ttl_ms = ns.ttl_ms + int(random.random() * (ns.max_jitter_ms + 1)) if ns.ttl_ms else 0
+        return self._script(_scripts.COUNTER_INCR, self._build(params), amount, ttl_ms)
+
+    def incr(self, amount: int = 1, **params: Any) -> int | None:
+        return self.incrby(amount, **params)
+
+    def decrby(self, amount: int = 1, **params: Any) -> int | None:
+        return self.incrby(-amount, **params)
+
+    def decr(self, amount: int = 1, **params: Any) -> int | None:
+        return self.incrby(-amount, **params)
+
+
+_HANDLES: dict[str, type[Handle]] = {"string": StringHandle, "hash": HashHandle, "list": ListHandle, "counter": CounterHandle}
+
+
+def handle_for(ns: Namespace, runner: Runner, engine: "Engine") -> Handle:
+    return _HANDLES[ns.type](ns, runner, engine)

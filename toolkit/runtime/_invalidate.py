@@ -1,0 +1,78 @@
+"""``engine.invalidate(rule, **params)``: delete what an invalidation rule names.
+
+Exact keys (the rule's namespaces and key templates) go in one UNLINK. ``match`` templates
+become SCAN globs whose parameter values are glob-escaped (and were already refused if they
+held a glob character), so a value can never widen the match; matches are deleted in
+batches as the scan goes. On a cluster, redis-py's ``scan_iter`` visits every primary and
+``unlink`` splits its keys by slot.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping
+
+from toolkit.errors import CacheUnavailable, PolicyViolation
+from toolkit.policy.model import InvalidationRule, PolicySet
+from toolkit.policy.templates import Param, build_values
+
+if TYPE_CHECKING:
+    from toolkit.runtime._engine import Engine
+
+SCAN_COUNT = 1000
+"""Keys per SCAN step: large enough to need few round trips, small enough to keep each step short."""
+UNLINK_BATCH = 500
+
+
+def _param_specs(policy: PolicySet, rule: InvalidationRule) -> dict[str, Param]:
+    """Parameter specs of a rule: its namespaces' (the loader checked they agree), else the set's shared ones."""
+    specs: dict[str, Param] = {}
+    for name in rule.namespaces:
+        specs.update(policy.namespaces[name].params)
+    for name in rule.params:
+        specs.setdefault(name, policy.parameters.get(name) or Param(name))
+    return specs
+
+
+def rule_keys(policy: PolicySet, rule: InvalidationRule, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The exact keys and the SCAN globs of a rule for these parameters; PolicyViolation if a value is unsafe."""
+    specs = _param_specs(policy, rule)
+    exact = [policy.namespaces[name].build_key(params) for name in rule.namespaces]
+    for template in rule.keys:
+        exact.append(template.render(build_values(template, specs, params, f"rule {rule.name!r}"), rule.hash_tag))
+    globs = [t.render(build_values(t, specs, params, f"rule {rule.name!r}"), rule.hash_tag) for t in rule.match]
+    if not rule.namespaces and not rule.keys and not rule.match:
+        raise PolicyViolation(f"rule {rule.name!r} names nothing to delete")
+    return exact, globs
+
+
+def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
+    policy = engine.policy
+    rule = policy.rules.get(name)
+    if rule is None:
+        raise PolicyViolation(f"no invalidation rule {name!r} (known: {', '.join(sorted(policy.rules)) or 'none'})")
+    missing = [p for p in rule.params if p not in params]
+    extra = [p for p in params if p not in rule.params]
+    if missing or extra:
+        raise PolicyViolation(f"rule {name!r} takes parameters ({', '.join(rule.params)}); "
+                              f"missing: {', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'}")
+    exact, globs = rule_keys(policy, rule, params)  # every value is checked before anything is sent
+    from toolkit.runtime._engine import UNAVAILABLE
+
+    client = engine.client
+    deleted = 0
+    try:
+        if exact:
+            deleted += client.unlink(*exact)
+        for pattern in globs:
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
+                batch.append(key)
+                if len(batch) >= UNLINK_BATCH:
+                    deleted += client.unlink(*batch)
+                    batch = []
+            if batch:
+                deleted += client.unlink(*batch)
+    except UNAVAILABLE as exc:
+        raise CacheUnavailable(f"invalidation {name!r} could not reach Redis ({type(exc).__name__}: {exc}); "
+                               f"{deleted} keys were deleted before the failure") from exc
+    return deleted

@@ -1,0 +1,69 @@
+"""Lua for writes that need more than one command: the value and its TTL in one atomic step.
+
+A script is one command, so it is atomic, costs one round trip, routes by its single key on
+a cluster and can sit in any pipeline, transactional or not. MULTI/EXEC would give the same
+atomicity but cannot be nested inside a cluster pipeline. TTL-only-if-none uses PTTL rather
+than ``PEXPIRE NX`` so that Redis 6 servers (Azure Cache for Redis) work too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+# ARGV[1] = ttl ms (0: persistent namespace), ARGV[2] = 1 to replace the whole hash (cache fill),
+# ARGV[3..] = field, value, field, value...
+HASH_WRITE = Script("hash_write", """
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+local n = 0
+for i = 3, #ARGV, 2000 do
+  n = n + redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
+end
+if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+""")
+
+# ARGV[1] = LPUSH|RPUSH, ARGV[2] = ttl ms (0: none), ARGV[3] = max length (0: none), ARGV[4..] = values
+LIST_PUSH = Script("list_push", """
+local n = 0
+for i = 4, #ARGV, 4000 do
+  n = redis.call(ARGV[1], KEYS[1], unpack(ARGV, i, math.min(i + 3999, #ARGV)))
+end
+local cap = tonumber(ARGV[3])
+if cap > 0 and n > cap then
+  if ARGV[1] == 'LPUSH' then redis.call('LTRIM', KEYS[1], 0, cap - 1)
+  else redis.call('LTRIM', KEYS[1], -cap, -1) end
+  n = cap
+end
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return n
+""")
+
+# ARGV[1] = increment, ARGV[2] = ttl ms (0: none). The TTL is set only when the key has none,
+# so a counter's window starts at its first increment and is never extended.
+COUNTER_INCR = Script("counter_incr", """
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return v
+""")
+
+# Release a lock only if we still own it (the token we set).
+LOCK_RELEASE = Script("lock_release", """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+""")
+
+ALL = {s.sha: s for s in (HASH_WRITE, LIST_PUSH, COUNTER_INCR, LOCK_RELEASE)}

@@ -1,0 +1,30 @@
+"""Per-namespace counters behind ``engine.stats()``.
+
+Counters are ``itertools.count`` objects: ``next()`` on them is atomic under the GIL, so
+concurrent callers never lose a count and the hot path takes no lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+COUNTERS = ("hits", "misses", "loads", "load_errors", "errors", "dropped_writes", "early_refreshes", "lock_waits")
+
+
+def _value(counter: itertools.count) -> int:
+    return counter.__reduce__()[1][0]  # type: ignore[index]
+
+
+class Stats:
+    def __init__(self, names: list[str]):
+        self._by_ns = {name: {c: itertools.count() for c in COUNTERS} for name in names}
+
+    def add(self, namespace: str, counter: str) -> None:
+        next(self._by_ns[namespace][counter])
+
+    def counter(self, namespace: str, counter: str) -> itertools.count:
+        """The raw counter, for handles that bump it on every call."""
+        return self._by_ns[namespace][counter]
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        return {name: {c: _value(v) for c, v in counters.items()} for name, counters in self._by_ns.items()}
