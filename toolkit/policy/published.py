@@ -39,7 +39,7 @@ def published_fields(policy: PolicySet, applied_by: str | None = None) -> dict[s
         "applied_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "applied_by": applied_by or who(),
         "sources": json.dumps([os.path.basename(s) for s in policy.sources]),
-        "document": json.dumps(policy.document, sort_keys=True, separators=(",", ":")),
+        "document": json.dumps(dict(policy.document), sort_keys=True, separators=(",", ":")),
     }
 
 
