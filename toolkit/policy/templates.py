@@ -38,9 +38,15 @@ class Param:
         body = _UUID_REGEX if self.type == "uuid" else f"{_TYPE_CHARS[self.type]}{{1,{self.max_length}}}"
         object.__setattr__(self, "_valid", re.compile(body).fullmatch)
         object.__setattr__(self, "_pattern", re.compile(self.pattern).fullmatch if self.pattern else None)
+        object.__setattr__(self, "_digits_ok", self.type != "uuid")
 
     def check(self, value: object) -> str:
         """Return the value as key text, or raise PolicyViolation saying why it cannot be part of a key."""
+        if type(value) is int and value >= 0 and self._digits_ok:  # type: ignore[attr-defined]
+            text = str(value)  # digits: valid for str, int and slug types; only the length and a pattern remain
+            if len(text) <= self.max_length and (self._pattern is None or self._pattern(text) is not None):  # type: ignore[attr-defined]
+                return text
+            raise PolicyViolation(self._explain(text))
         if type(value) is str:
             text = value
         elif type(value) is int or (isinstance(value, (str, int)) and not isinstance(value, bool)):

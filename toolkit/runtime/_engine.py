@@ -64,6 +64,8 @@ class Engine:
         self._owns_client = owns_client
         self._breaker = CircuitBreaker(options.breaker_threshold, options.breaker_cooldown_ms / 1000)
         self._stats = Stats(list(policy.namespaces))
+        # (hits, misses) counters per namespace, indexed by "was it a miss" on the hot path.
+        self._read_counters = {n: (self._stats.counter(n, "hits"), self._stats.counter(n, "misses")) for n in policy.namespaces}
         self._handles: dict[str, Handle] = {}
         self._handles_lock = threading.Lock()
         self._cache_aside = CacheAside(self)
@@ -132,8 +134,12 @@ class Engine:
     # -- sending ---------------------------------------------------------------------------------
 
     def run(self, op: Op) -> Any:
-        """Send one Op now and return its decoded reply (the Runner protocol of handles)."""
-        if not self._breaker.allow():
+        """Send one Op now and return its decoded reply (the Runner protocol of handles).
+
+        This is the hot path of every engine call: checks are inlined attribute reads.
+        """
+        breaker = self._breaker
+        if breaker._opened_at is not None and not breaker.allow():
             return self._unavailable(op, None)
         try:
             try:
@@ -141,13 +147,14 @@ class Engine:
             except NoScriptError:
                 raw = self.client.execute_command("EVAL", _scripts.ALL[op.args[1]].source, *op.args[2:])
         except UNAVAILABLE as exc:
-            self._breaker.failure()
+            breaker.failure()
             return self._unavailable(op, exc)
         except ResponseError as exc:
             raise _wrong_type(exc) or exc
-        self._breaker.success()
+        if breaker._failures or breaker._opened_at is not None:
+            breaker.success()
         if op.kind == READ:
-            self._stats.add(op.ns.name, "misses" if raw is None or raw == {} or raw == [] else "hits")
+            next(self._read_counters[op.ns.name][not raw and raw != b""])
         return raw if op.decode is None else op.decode(raw)
 
     def _unavailable(self, op: Op, exc: BaseException | None) -> Any:
@@ -195,7 +202,7 @@ class Engine:
                 results.append(raw)
                 continue
             if op.kind == READ:
-                self._stats.add(op.ns.name, "misses" if raw is None or raw == {} or raw == [] else "hits")
+                next(self._read_counters[op.ns.name][not raw and raw != b""])
             results.append(raw if op.decode is None else op.decode(raw))
         if first_error is not None:
             raise (_wrong_type(first_error) if isinstance(first_error, ResponseError) else None) or first_error

@@ -14,7 +14,7 @@ from toolkit.errors import PolicyViolation
 from toolkit.policy.model import Namespace
 from toolkit.runtime import _scripts
 from toolkit.runtime._codecs import CODECS
-from toolkit.runtime._ops import OTHER, READ, WRITE, Op, Runner
+from toolkit.runtime._ops import OTHER, READ, WRITE, Op, Runner, op
 
 if TYPE_CHECKING:
     from toolkit.runtime._engine import Engine
@@ -75,27 +75,27 @@ class Handle:
         return ns.ttl_ms + int(random.random() * (spread + 1)) if spread else ns.ttl_ms
 
     def delete(self, **params: Any) -> int:
-        return self._runner.run(Op(self.ns, ("DEL", self._build(params)), None, OTHER, 0))
+        return self._runner.run(op(self.ns, ("DEL", self._build(params)), None, OTHER, 0))
 
     def exists(self, **params: Any) -> int:
-        return self._runner.run(Op(self.ns, ("EXISTS", self._build(params)), None, OTHER, 0))
+        return self._runner.run(op(self.ns, ("EXISTS", self._build(params)), None, OTHER, 0))
 
     def ttl(self, **params: Any) -> int:
-        return self._runner.run(Op(self.ns, ("TTL", self._build(params)), None, OTHER, -2))
+        return self._runner.run(op(self.ns, ("TTL", self._build(params)), None, OTHER, -2))
 
     def pttl(self, **params: Any) -> int:
-        return self._runner.run(Op(self.ns, ("PTTL", self._build(params)), None, OTHER, -2))
+        return self._runner.run(op(self.ns, ("PTTL", self._build(params)), None, OTHER, -2))
 
     def expire(self, ttl: float, **params: Any) -> bool:
         """Set the TTL of an existing key; it must be inside the namespace's tier."""
         ttl_ms = self._ttl_ms(ttl)
-        return self._runner.run(Op(self.ns, ("PEXPIRE", self._build(params), ttl_ms), _bool, WRITE, False))
+        return self._runner.run(op(self.ns, ("PEXPIRE", self._build(params), ttl_ms), _bool, WRITE, False))
 
     def persist(self, **params: Any) -> bool:
         """Only for ``tier: persistent`` namespaces: removing the TTL of a key that must expire is refused."""
         if self.ns.expires:
             raise PolicyViolation(f"namespace {self.ns.name!r} (tier {self.ns.tier}) must expire: persist is refused")
-        return self._runner.run(Op(self.ns, ("PERSIST", self._build(params)), _bool, WRITE, False))
+        return self._runner.run(op(self.ns, ("PERSIST", self._build(params)), _bool, WRITE, False))
 
     def _immediate(self, method: str) -> "Engine":
         """The engine, for calls that take several steps and so cannot be queued in a pipeline."""
@@ -104,10 +104,10 @@ class Handle:
         return self._engine
 
     def _read(self, args: tuple, decode: Callable[[Any], Any] | None, fallback: Any = None) -> Any:
-        return self._runner.run(Op(self.ns, args, decode, READ, fallback))
+        return self._runner.run(op(self.ns, args, decode, READ, fallback))
 
     def _script(self, script: _scripts.Script, key: str, *argv: Any) -> Any:
-        return self._runner.run(Op(self.ns, ("EVALSHA", script.sha, 1, key, *argv), None, WRITE, None))
+        return self._runner.run(op(self.ns, ("EVALSHA", script.sha, 1, key, *argv), None, WRITE, None))
 
 
 class StringHandle(Handle):
@@ -121,7 +121,7 @@ class StringHandle(Handle):
         return self._decode(raw)
 
     def get(self, **params: Any) -> Any:
-        return self._read(("GET", self._build(params)), self._decode_value)
+        return self._runner.run(op(self.ns, ("GET", self._build(params)), self._decode_value, READ))
 
     # Cache-aside hooks (see _cache_aside.py): how a cached entry is read, recognised and stored.
     _read_command = "GET"
@@ -133,7 +133,7 @@ class StringHandle(Handle):
 
     def _store(self, key: str, value: Any, ttl_ms: int) -> Op:
         args: tuple = ("SET", key, NEGATIVE if value is None else self._encode(value))
-        return Op(self.ns, args + ("PX", ttl_ms) if ttl_ms else args, None, WRITE, None)
+        return op(self.ns, args + ("PX", ttl_ms) if ttl_ms else args, None, WRITE, None)
 
     def set(self, value: Any, /, *, ttl: float | None = None, nx: bool = False, xx: bool = False, **params: Any) -> bool | None:
         """SET with the TTL in the same command (PX); ``nx``/``xx`` as in redis-py."""
@@ -145,7 +145,7 @@ class StringHandle(Handle):
             args += ("NX",)
         if xx:
             args += ("XX",)
-        return self._runner.run(Op(self.ns, args, _bool, WRITE, None))
+        return self._runner.run(op(self.ns, args, _bool, WRITE, None))
 
     def mget(self, params_list: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Values of several keys of this namespace, in order (split by slot on a cluster)."""
@@ -206,7 +206,7 @@ class HashHandle(Handle):
             pairs = [item for f, v in value.items() for item in (f, self._encode(v))]
         else:
             raise PolicyViolation(f"the loader of hash namespace {self.ns.name!r} must return a non-empty mapping or None")
-        return Op(self.ns, ("EVALSHA", _scripts.HASH_WRITE.sha, 1, key, ttl_ms, 1, *pairs), None, WRITE, None)
+        return op(self.ns, ("EVALSHA", _scripts.HASH_WRITE.sha, 1, key, ttl_ms, 1, *pairs), None, WRITE, None)
 
     def hset(self, field: str | None = None, value: Any = None, /, *, mapping: Mapping[str, Any] | None = None,
              ttl: float | None = None, **params: Any) -> int | None:
@@ -221,7 +221,7 @@ class HashHandle(Handle):
         return self._script(_scripts.HASH_WRITE, self._build(params), self._ttl_ms(ttl), 0, *pairs)
 
     def hdel(self, *fields: str, **params: Any) -> int:
-        return self._runner.run(Op(self.ns, ("HDEL", self._build(params), *fields), None, WRITE, 0))
+        return self._runner.run(op(self.ns, ("HDEL", self._build(params), *fields), None, WRITE, 0))
 
     def get_or_load(self, loader: Callable[[], Mapping[str, Any] | None], **params: Any) -> dict[str, Any] | None:
         """Cache-aside for a whole hash: the loader returns a mapping (or None)."""
@@ -251,8 +251,8 @@ class ListHandle(Handle):
     def _pop(self, command: str, count: int | None, params: dict[str, Any]) -> Any:
         decode = self._decode
         if count is None:
-            return self._runner.run(Op(self.ns, (command, self._build(params)), lambda r: None if r is None else decode(r), WRITE, None))
-        return self._runner.run(Op(self.ns, (command, self._build(params), count),
+            return self._runner.run(op(self.ns, (command, self._build(params)), lambda r: None if r is None else decode(r), WRITE, None))
+        return self._runner.run(op(self.ns, (command, self._build(params), count),
                                    lambda r: [] if r is None else [decode(v) for v in r], WRITE, []))
 
     def lpop(self, count: int | None = None, **params: Any) -> Any:
@@ -266,7 +266,7 @@ class ListHandle(Handle):
         return self._read(("LRANGE", self._build(params), start, end), lambda raw: [decode(v) for v in raw], [])
 
     def llen(self, **params: Any) -> int:
-        return self._runner.run(Op(self.ns, ("LLEN", self._build(params)), None, OTHER, 0))
+        return self._runner.run(op(self.ns, ("LLEN", self._build(params)), None, OTHER, 0))
 
 
 class CounterHandle(Handle):
