@@ -47,6 +47,13 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_provision(args: argparse.Namespace) -> int:
+    from toolkit.provision.command import run
+
+    return run(args.command, args.paths, args.target, output=args.output, publish=not args.no_publish,
+               detailed_exitcode=getattr(args, "detailed_exitcode", False))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's default exits 2 too; keep its wording, add a hint
         self.print_usage(sys.stderr)
@@ -67,6 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("schema", help="print the policy JSON Schema (draft 2020-12)")
     p.set_defaults(func=_cmd_schema)
+
+    for name, what in (("plan", "show how the live instance differs from the target's policy"),
+                       ("apply", "make the live instance match the target's policy where that is safe; publish the policy")):
+        p = sub.add_parser(name, help=what)
+        p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")
+        p.add_argument("--target", required=True, metavar="NAME", help="the target (instance) to read and change")
+        p.add_argument("--output", choices=("text", "json", "markdown"), default="text")
+        p.add_argument("--no-publish", action="store_true", help="leave the published policy record alone")
+        if name == "plan":
+            p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when changes are pending")
+        p.set_defaults(func=_cmd_provision)
     return parser
 
 

@@ -1,0 +1,279 @@
+"""Azure Managed Redis through azure-mgmt-redisenterprise: read the cluster and database, create or update them.
+
+The Azure SDK is imported here only, and only when a backend is built, so that ``import toolkit``
+stays light. Every Azure failure becomes one clear line (a ToolkitError), never a traceback; the
+SDK's own retry policy already waits out 429 (honouring Retry-After) and transient 5xx first.
+
+``TOOLKIT_ARM_ENDPOINT`` points the client at another Resource Manager (a sovereign cloud, or a
+loopback emulator in tests). Plain http is accepted only on a loopback address.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+from urllib.parse import urlsplit
+
+from toolkit.errors import ConfigurationError, ToolkitError
+from toolkit.policy.model import InstancePolicy, Module, Persistence, Target, resolve_env
+from toolkit.provision.plan import CLUSTER_FIELDS, CREATE, DATABASE_FIELDS, Change, Plan, declared_port
+from toolkit.provision.state import ArmStatus, LiveState
+
+ARM_ENDPOINT_ENV = "TOOLKIT_ARM_ENDPOINT"
+DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+PROGRESS_EVERY_S = 15.0
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def default_credential() -> Any:
+    """DefaultAzureCredential: environment, workload identity (pipelines), managed identity, az login..."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def arm_endpoint(explicit: str | None = None) -> str:
+    """The Resource Manager URL: ``explicit``, else ``$TOOLKIT_ARM_ENDPOINT``, else the public cloud."""
+    endpoint = (explicit or os.environ.get(ARM_ENDPOINT_ENV) or DEFAULT_ARM_ENDPOINT).rstrip("/")
+    parts = urlsplit(endpoint)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in _LOOPBACK):
+        return endpoint
+    raise ConfigurationError(f"{ARM_ENDPOINT_ENV}={endpoint!r}: use an https:// URL (plain http only on a loopback "
+                             f"address, for an emulator)")
+
+
+def _enabled(value: bool | None) -> str | None:
+    return None if value is None else ("Enabled" if value else "Disabled")
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else str(value).lower() == "enabled"
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class AzureBackend:
+    """The provisioner's view of an ``azure-managed-redis`` target: one cluster and its database."""
+
+    def __init__(self, target: Target, *, credential: Any = None, endpoint: str | None = None, **client_options: Any):
+        """``client_options`` go to RedisEnterpriseManagementClient (tests: polling_interval=0, retry_total...)."""
+        if target.azure is None:
+            raise ConfigurationError(f"target {target.name}: an azure-managed-redis target needs an 'azure' section "
+                                     f"(subscription, resource_group, cluster) to be planned or applied")
+        where = f"target {target.name}: azure"
+        self.target = target
+        self.subscription = resolve_env(target.azure.subscription, f"{where}.subscription") or ""
+        self.resource_group = resolve_env(target.azure.resource_group, f"{where}.resource_group") or ""
+        self.cluster_name = resolve_env(target.azure.cluster, f"{where}.cluster") or ""
+        self.database_name = resolve_env(target.azure.database, f"{where}.database") or "default"
+        self.endpoint = arm_endpoint(endpoint)
+        self._call: dict[str, Any] = {"enforce_https": False} if self.endpoint.startswith("http:") else {}
+        from azure.mgmt.redisenterprise import RedisEnterpriseManagementClient
+
+        self.client = RedisEnterpriseManagementClient(credential or default_credential(), self.subscription,
+                                                      base_url=self.endpoint, **client_options)
+        self._data_client: Any = None
+
+    @property
+    def where(self) -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/Microsoft.Cache/"
+                f"redisEnterprise/{self.cluster_name}/databases/{self.database_name}")
+
+    # -- errors --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _arm(self, what: str) -> Iterator[None]:
+        """Translate Azure SDK errors into one line that says what failed and what to do."""
+        from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ServiceRequestError
+
+        try:
+            yield
+        except ClientAuthenticationError as exc:
+            raise ToolkitError(f"Azure authentication failed while {what}: {_one_line(exc.message)} (sign the pipeline "
+                               f"in: workload identity, AZURE_CLIENT_ID/AZURE_TENANT_ID, managed identity or az login)") from None
+        except HttpResponseError as exc:
+            raise ToolkitError(self._http_error(what, exc)) from None
+        except ServiceRequestError as exc:
+            raise ToolkitError(f"cannot reach Azure Resource Manager at {self.endpoint} while {what}: "
+                               f"{_one_line(exc.message)}") from None
+        except AzureError as exc:
+            raise ToolkitError(f"Azure error while {what}: {_one_line(exc.message)}") from None
+
+    def _http_error(self, what: str, exc: Any) -> str:
+        status = exc.status_code
+        code = getattr(exc.error, "code", None) or exc.reason or "error"
+        message = _one_line(getattr(exc.error, "message", None) or exc.message)
+        head = f"{status} {code}"
+        if status == 403:
+            return (f"Azure denied {what} ({head}): {message}; the pipeline identity needs read and write access to "
+                    f"Microsoft.Cache/redisEnterprise in resource group {self.resource_group}")
+        if status == 404 and code == "ResourceGroupNotFound":
+            return (f"resource group {self.resource_group} does not exist in subscription {self.subscription} "
+                    f"({head}); create it first: the toolkit creates only the cluster and its database")
+        if status == 404:
+            return f"Azure found nothing while {what} ({head}): {message}"
+        if status == 409:
+            return (f"Azure refused {what} ({head}): {message}; another operation may still be running on the resource, "
+                    f"or the setting cannot change in place")
+        if status == 429:
+            after = exc.response.headers.get("Retry-After") if exc.response is not None else None
+            return (f"Azure throttled {what} ({head}) and the retries ran out; "
+                    f"{f'Azure asks to wait {after} s' if after else 'wait a minute'} and run it again")
+        if status is not None and status >= 500:
+            return f"Azure failed {what} ({head}): {message}; it was retried and still failed, try again later"
+        return f"Azure rejected {what} ({head}): {message}"
+
+    def _get(self, call: Callable[..., Any], what: str, *args: str) -> Any:
+        """GET a resource; None when it does not exist (but a missing resource group is an error)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._arm(what):
+            try:
+                return call(self.resource_group, *args, **self._call)
+            except ResourceNotFoundError as exc:
+                if getattr(exc.error, "code", None) == "ResourceGroupNotFound":
+                    raise
+                return None
+
+    # -- read ----------------------------------------------------------------------------------
+
+    def read(self) -> LiveState:
+        cluster = self._get(self.client.redis_enterprise.get, f"reading cluster {self.cluster_name}", self.cluster_name)
+        database = None
+        if cluster is not None:
+            database = self._get(self.client.databases.get, f"reading database {self.database_name}",
+                                 self.cluster_name, self.database_name)
+        return self._live(cluster, database)
+
+    def _live(self, cluster: Any, database: Any) -> LiveState:
+        c: dict[str, Any] = {}
+        if cluster is not None:
+            c = dict(sku=cluster.sku.name if cluster.sku else None, capacity=cluster.sku.capacity if cluster.sku else None,
+                     high_availability=_flag(cluster.high_availability), minimum_tls_version=cluster.minimum_tls_version,
+                     public_network_access=_flag(cluster.public_network_access))
+        d: dict[str, Any] = {}
+        if database is not None:
+            p = database.persistence
+            d = dict(client_protocol=database.client_protocol, clustering_policy=database.clustering_policy,
+                     eviction_policy=database.eviction_policy,
+                     persistence=Persistence(aof=p.aof_frequency if p and p.aof_enabled else None,
+                                             rdb=p.rdb_frequency if p and p.rdb_enabled else None),
+                     modules=tuple(sorted((Module(m.name, m.args or "") for m in database.modules or ()),
+                                          key=lambda m: m.name)),
+                     access_keys_authentication=_flag(database.access_keys_authentication),
+                     geo_replication_group=database.geo_replication.group_nickname if database.geo_replication else None)
+        settings = InstancePolicy(**{k: (str(v) if isinstance(v, str) else v) for k, v in {**c, **d}.items()})
+        return LiveState(
+            provider="azure-managed-redis", where=self.where, settings=settings,
+            cluster_exists=cluster is not None, database_exists=database is not None,
+            host_name=cluster.host_name if cluster is not None else None,
+            port=database.port if database is not None else None,
+            redis_version=(database.redis_version if database is not None else None) or (
+                cluster.redis_version if cluster is not None else None),
+            cluster_status=ArmStatus(cluster.provisioning_state, cluster.resource_state) if cluster is not None else None,
+            database_status=ArmStatus(database.provisioning_state, database.resource_state) if database is not None else None,
+            kind=cluster.kind if cluster is not None else None,
+        )
+
+    # -- write ---------------------------------------------------------------------------------
+
+    def apply(self, plan: Plan, changes: Sequence[Change], progress: Callable[[str], None]) -> list[str]:
+        """Create or update the cluster, then the database, following each long-running operation to its end."""
+        from azure.mgmt.redisenterprise import models
+
+        declared, live = plan.target.instance, plan.live.settings
+        cluster_changes = [c for c in changes if c.resource == "cluster"]
+        database_changes = [c for c in changes if c.resource == "database"]
+        notes: list[str] = []
+        if any(c.action == CREATE for c in cluster_changes):
+            assert self.target.azure is not None
+            location = resolve_env(self.target.azure.location, f"target {self.target.name}: azure.location")
+            body = models.Cluster(location=location, **self._cluster_fields(models, declared, CLUSTER_FIELDS, live))
+            self._follow(self.client.redis_enterprise.begin_create(self.resource_group, self.cluster_name, body, **self._call),
+                         f"creating cluster {self.cluster_name}", progress)
+            notes.append(f"created cluster {self.cluster_name}")
+        elif cluster_changes:
+            body = models.ClusterUpdate(**self._cluster_fields(models, declared, [c.setting for c in cluster_changes], live))
+            self._follow(self.client.redis_enterprise.begin_update(self.resource_group, self.cluster_name, body, **self._call),
+                         f"updating cluster {self.cluster_name}", progress)
+        if any(c.action == CREATE for c in database_changes):
+            fields = self._database_fields(models, declared, DATABASE_FIELDS)
+            port = declared_port(self.target)
+            body = models.Database(port=port, **fields)
+            self._follow(self.client.databases.begin_create(self.resource_group, self.cluster_name, self.database_name,
+                                                            body, **self._call),
+                         f"creating database {self.database_name}", progress)
+            notes.append(f"created database {self.cluster_name}/{self.database_name}")
+        elif database_changes:
+            body = models.DatabaseUpdate(**self._database_fields(models, declared, [c.setting for c in database_changes]))
+            self._follow(self.client.databases.begin_update(self.resource_group, self.cluster_name, self.database_name,
+                                                            body, **self._call),
+                         f"updating database {self.database_name}", progress)
+        return notes
+
+    @staticmethod
+    def _cluster_fields(models: Any, declared: InstancePolicy, names: Sequence[str], live: InstancePolicy) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if "sku" in names or "capacity" in names:
+            fields["sku"] = models.Sku(name=declared.sku or live.sku,
+                                       capacity=declared.capacity if declared.capacity is not None else live.capacity)
+        if "high_availability" in names:
+            fields["high_availability"] = _enabled(declared.high_availability)
+        if "minimum_tls_version" in names:
+            fields["minimum_tls_version"] = declared.minimum_tls_version
+        if "public_network_access" in names:
+            fields["public_network_access"] = _enabled(declared.public_network_access)
+        return fields
+
+    @staticmethod
+    def _database_fields(models: Any, declared: InstancePolicy, names: Sequence[str]) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        for name in ("client_protocol", "eviction_policy"):
+            if name in names:
+                fields[name] = getattr(declared, name)
+        if "clustering_policy" in names and declared.clustering_policy != "auto":
+            fields["clustering_policy"] = declared.clustering_policy
+        if "persistence" in names and declared.persistence is not None:
+            p = declared.persistence
+            fields["persistence"] = models.Persistence(aof_enabled=p.aof is not None, aof_frequency=p.aof,
+                                                       rdb_enabled=p.rdb is not None, rdb_frequency=p.rdb)
+        if "access_keys_authentication" in names:
+            fields["access_keys_authentication"] = _enabled(declared.access_keys_authentication)
+        if "modules" in names and declared.modules is not None:
+            fields["modules"] = [models.Module(name=m.name, args=m.args or None) for m in declared.modules]
+        if "geo_replication_group" in names and declared.geo_replication_group is not None:
+            fields["geo_replication"] = models.DatabasePropertiesGeoReplication(group_nickname=declared.geo_replication_group)
+        return fields
+
+    def _follow(self, poller: Any, what: str, progress: Callable[[str], None]) -> None:
+        """Wait for a long-running operation, reporting on stderr, so a pipeline log shows it is alive."""
+        started = time.monotonic()
+        progress(f"{what}: started")
+        with self._arm(what):
+            while not poller.done():
+                poller.wait(timeout=PROGRESS_EVERY_S)
+                if not poller.done():
+                    progress(f"{what}: {poller.status()} after {time.monotonic() - started:.0f}s")
+            poller.result()
+        progress(f"{what}: {poller.status()} after {time.monotonic() - started:.0f}s")
+
+    # -- data plane ----------------------------------------------------------------------------
+
+    @property
+    def data_client(self) -> Any:
+        from toolkit.provision import _dataplane
+
+        if self._data_client is None:
+            self._data_client = _dataplane.connect(self.target)
+        return self._data_client
+
+    def close(self) -> None:
+        if self._data_client is not None:
+            self._data_client.close()
+            self._data_client = None
+        self.client.close()

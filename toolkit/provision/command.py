@@ -1,0 +1,47 @@
+"""``toolkit plan`` and ``toolkit apply``: what the CLI calls once it has parsed the arguments.
+
+Exit codes: 0 success or no changes; 1 error, blocked change or error finding; 2 changes pending
+(``plan --detailed-exitcode`` only). Progress goes to stderr, the document to stdout, so
+``toolkit plan --output json > plan.json`` stays valid JSON.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Iterable, TextIO
+
+from toolkit.policy.loader import load
+from toolkit.provision.apply import REFUSED, apply_plan, open_backend, read_live
+from toolkit.provision.plan import compute_plan
+from toolkit.provision.render import render, text_outcome
+
+EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
+
+
+def run(command: str, paths: Iterable[str], target_name: str, *, output: str = "text", detailed_exitcode: bool = False,
+        publish: bool = True, credential: Any = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    """Load the policy, read the target, plan, and for ``apply`` execute; return the exit code."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+
+    def progress(message: str) -> None:
+        print(f"toolkit {command}: {message}", file=err, flush=True)
+
+    policy = load(list(paths))
+    target = policy.target(target_name)
+    backend = open_backend(target, credential=credential)
+    try:
+        progress(f"reading target {target.name} ({target.provider})")
+        plan = compute_plan(policy, target, read_live(backend, target, publish=publish), publish=publish)
+        if command == "plan":
+            out.write(render(plan, output))
+            if plan.refused:
+                return EXIT_ERROR
+            return EXIT_PENDING if detailed_exitcode and plan.pending else EXIT_OK
+        if output == "text":
+            out.write(render(plan, "text"))
+            out.flush()
+        outcome = apply_plan(plan, backend, policy, publish=publish, progress=progress)
+        out.write(text_outcome(outcome) if output == "text" else render(plan, output, outcome))
+        return EXIT_ERROR if outcome.status == REFUSED else EXIT_OK
+    finally:
+        backend.close()
