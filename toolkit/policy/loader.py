@@ -320,8 +320,30 @@ class _Builder:
                 return None
         if hash_tag is not None and hash_tag not in params:
             self.error(entry, ("hash_tag",), f"hash_tag {hash_tag!r} is not a parameter of this rule")
+        index = d.get("index")
+        indexed: tuple[str, ...] = ()
+        if index is not None:
+            indexed = self.indexed_namespaces(entry, index, params, templates["match"], hash_tag, namespaces)
         return InvalidationRule(entry.name, tuple(d.get("namespaces", [])), tuple(templates["keys"]),
-                                tuple(templates["match"]), params, hash_tag, d.get("description", ""))
+                                tuple(templates["match"]), params, hash_tag, d.get("description", ""), index, indexed)
+
+    def indexed_namespaces(self, entry: _Entry, index: str, params: tuple[str, ...], match: list[KeyTemplate],
+                           hash_tag: str | None, namespaces: dict[str, Namespace]) -> tuple[str, ...]:
+        """The namespaces an indexed rule covers: those whose every key its ``match`` globs can match."""
+        if index not in params:
+            self.error(entry, ("index",), f"index {index!r} is not a parameter of this rule ({', '.join(params) or 'none'})")
+            return ()
+        if not match:
+            self.error(entry, ("index",), "an index replaces the SCAN of 'match' templates: this rule has none")
+            return ()
+        covered = tuple(sorted(ns.name for ns in namespaces.values() if any(_glob_covers(t, ns, hash_tag) for t in match)))
+        if not covered:
+            self.error(entry, ("index",), "the rule's match templates cover no namespace: nothing would be indexed")
+        for name in covered:
+            if namespaces[name].hash_tag != hash_tag:
+                self.error(entry, ("index",), f"namespace {name!r} uses hash_tag {namespaces[name].hash_tag!r} but the rule "
+                                              f"{hash_tag!r}: an entity's keys and its index must share one cluster slot")
+        return covered
 
     # -- targets -------------------------------------------------------------------------------
 
@@ -446,6 +468,42 @@ def _segment_accepts(segment: list, ns: Namespace, literal: str) -> bool:
     return re.fullmatch("".join(parts), literal) is not None
 
 
+def _glob_covers(glob: KeyTemplate, ns: Namespace, hash_tag: str | None) -> bool:
+    """Does the glob (its parameters bound to the namespace's own) match every key of the namespace?
+
+    Both templates are rendered with each parameter as an opaque marker; the glob's wildcards
+    must then match the namespace's rendering, markers included.
+    """
+    marker = {p: f"\x01{p}\x02" for p in set(ns.template.params) | set(glob.params)}
+    if not set(glob.params) <= set(ns.template.params):
+        return False
+    rendered = ns.template.render(marker, ns.hash_tag)
+    regex = []
+    for part in glob.parts:
+        if isinstance(part, tuple):
+            value = marker[part[0]]
+            regex.append(re.escape("{" + value + "}" if part[0] == hash_tag else value))
+            continue
+        i = 0
+        while i < len(part):
+            ch = part[i]
+            if ch == "*":
+                regex.append(".*")
+            elif ch == "?":
+                regex.append(".")
+            elif ch == "\\" and i + 1 < len(part):
+                i += 1
+                regex.append(re.escape(part[i]))
+            elif ch == "[":
+                end = part.find("]", i + 1)
+                regex.append(part[i:end + 1] if end > i else re.escape(ch))
+                i = end if end > i else i
+            else:
+                regex.append(re.escape(ch))
+            i += 1
+    return re.fullmatch("".join(regex), rendered, re.DOTALL) is not None
+
+
 def _canonical(tiers: dict[str, Tier], namespaces: dict[str, Namespace], rules: dict[str, InvalidationRule],
                parameters: dict[str, Param]) -> dict[str, Any]:
     """The keyspace policy as plain JSON data: what the digest covers and what apply publishes."""
@@ -464,7 +522,7 @@ def _canonical(tiers: dict[str, Tier], namespaces: dict[str, Namespace], rules: 
         },
         "invalidation": {
             n: {"namespaces": list(r.namespaces), "keys": [t.source for t in r.keys], "match": [t.source for t in r.match],
-                "params": list(r.params), "hash_tag": r.hash_tag}
+                "params": list(r.params), "hash_tag": r.hash_tag, "index": r.index}
             for n, r in sorted(rules.items())
         },
         "parameters": {n: param(p) for n, p in sorted(parameters.items())},

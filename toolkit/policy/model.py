@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from toolkit.policy.classify import Classifier
 
 PERSISTENT = "persistent"
+RESERVED_INDEX_PREFIX = "__toolkit__:idx:"
 RESERVED_PARAM_NAMES = frozenset({
     "value", "values", "ttl", "nx", "xx", "mapping", "field", "fields", "start", "end", "count", "amount",
     "loader", "items", "params", "params_list",
@@ -129,6 +130,15 @@ class InvalidationRule:
     params: tuple[str, ...]
     hash_tag: str | None = None
     description: str = ""
+    index: str | None = None
+    """Parameter whose value keys a per-entity set of written keys (see ``indexed``)."""
+    indexed: tuple[str, ...] = ()
+    """Namespaces whose keys the rule's ``match`` covers: their writes record keys in the index."""
+
+    def index_key(self, value: str) -> str:
+        """The set holding the keys written for one value of the indexed parameter (same slot when hash-tagged)."""
+        tagged = "{" + value + "}" if self.hash_tag == self.index else value
+        return f"{RESERVED_INDEX_PREFIX}{self.name}:{tagged}"
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,8 @@ class CacheAside:
         self._load_ms: dict[str, float] = {}
 
     def get_or_load(self, handle: "Handle", loader: Callable[[], Any], params: dict[str, Any]) -> Any:
-        ns = handle.ns
         key = handle._build(params)
+        ns = handle.ns
         stats = self._engine._stats
         beta = ns.cache_aside.early_refresh_beta
         found, value, remaining_ms = self._read(handle, key, with_ttl=beta is not None)
@@ -91,12 +91,12 @@ class CacheAside:
                 return value
             stats.add(ns.name, "early_refreshes")
             try:
-                fresh = self._flights.do(key, lambda: self._load(handle, key, loader), wait=False)
+                fresh = self._flights.do(key, lambda: self._load(handle, key, params, loader), wait=False)
             except Exception:
                 return value  # the cached value is still valid: a failed early refresh is not the caller's problem
             return value if fresh is _BUSY else fresh
         stats.add(ns.name, "misses")
-        return self._flights.do(key, lambda: self._fill(handle, key, loader))
+        return self._flights.do(key, lambda: self._fill(handle, key, params, loader))
 
     def _read(self, handle: "Handle", key: str, *, with_ttl: bool) -> tuple[bool, Any, int]:
         ns = handle.ns
@@ -114,22 +114,22 @@ class CacheAside:
             return False
         return -delta * beta * math.log(1.0 - random.random()) >= remaining_ms
 
-    def _fill(self, handle: "Handle", key: str, loader: Callable[[], Any]) -> Any:
+    def _fill(self, handle: "Handle", key: str, params: dict[str, Any], loader: Callable[[], Any]) -> Any:
         """Load after a miss, under the namespace's Redis lock when it asks for one."""
         ns = handle.ns
         options = ns.cache_aside
         if not options.lock:
-            return self._load(handle, key, loader)
+            return self._load(handle, key, params, loader)
         engine = self._engine
         lock_key = LOCK_PREFIX + key
         token = os.urandom(16).hex()
         acquired = engine.run(Op(ns, ("SET", lock_key, token, "NX", "PX", options.lock_timeout_ms), None, OTHER, _UNREACHABLE))
         if acquired is _UNREACHABLE:
-            return self._load(handle, key, loader)
+            return self._load(handle, key, params, loader)
         if acquired:
             try:
                 found, value, _ = self._read(handle, key, with_ttl=False)  # filled between our miss and the lock?
-                return value if found else self._load(handle, key, loader)
+                return value if found else self._load(handle, key, params, loader)
             finally:
                 engine.run(Op(ns, ("EVALSHA", _scripts.LOCK_RELEASE.sha, 1, lock_key, token), None, OTHER, 0))
         engine._stats.add(ns.name, "lock_waits")
@@ -143,9 +143,9 @@ class CacheAside:
                 return value
             if not engine.run(Op(ns, ("EXISTS", lock_key), None, OTHER, 0)):
                 break  # the owner gave up (its loader failed): load ourselves rather than wait out the timeout
-        return self._load(handle, key, loader)
+        return self._load(handle, key, params, loader)
 
-    def _load(self, handle: "Handle", key: str, loader: Callable[[], Any]) -> Any:
+    def _load(self, handle: "Handle", key: str, params: dict[str, Any], loader: Callable[[], Any]) -> Any:
         ns = handle.ns
         stats = self._engine._stats
         started = time.perf_counter()
@@ -161,7 +161,7 @@ class CacheAside:
         if value is None:
             negative_ms = ns.cache_aside.negative_ttl_ms
             if negative_ms:
-                self._engine.run(handle._store(key, None, negative_ms))
+                self._engine.run(handle._store(key, params, None, negative_ms))
             return None
-        self._engine.run(handle._store(key, value, handle._ttl_ms(None)))
+        self._engine.run(handle._store(key, params, value, handle._ttl_ms(None)))
         return value

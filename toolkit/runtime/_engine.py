@@ -42,6 +42,20 @@ def _wrong_type(exc: ResponseError) -> PolicyViolation | None:
                            "'toolkit audit' lists such keys")
 
 
+def _index_plan(policy: PolicySet, cluster: bool) -> dict[str, tuple]:
+    """Namespace -> ((rule, indexed parameter), ...) for rules with ``index:``."""
+    plan: dict[str, list] = {}
+    for rule in policy.rules.values():
+        if rule.index is None:
+            continue
+        if cluster and rule.hash_tag != rule.index:
+            raise ConfigurationError(f"rule {rule.name!r} indexes {rule.index!r}: on a cluster its namespaces and the rule need "
+                                     f"hash_tag: {rule.index} so that an entity's keys and its index share one slot")
+        for name in rule.indexed:
+            plan.setdefault(name, []).append((rule, policy.namespaces[name].params[rule.index]))
+    return {name: tuple(entries) for name, entries in plan.items()}
+
+
 def _is_cluster(client: Any) -> bool:
     from redis.cluster import RedisCluster
 
@@ -69,6 +83,7 @@ class Engine:
         self._handles: dict[str, Handle] = {}
         self._handles_lock = threading.Lock()
         self._cache_aside = CacheAside(self)
+        self._indexes = _index_plan(policy, self.cluster)
         decoding = getattr(client, "get_connection_kwargs", lambda: {})().get("decode_responses", False)
         if decoding and any(ns.codec == "bytes" for ns in policy.namespaces.values()):
             raise ConfigurationError("the client decodes responses (decode_responses=True) but namespaces with codec "

@@ -37,13 +37,14 @@ class Handle:
 
     type_name = ""
     commands: frozenset[str] = frozenset()
-    __slots__ = ("ns", "_runner", "_build", "_encode", "_decode", "_engine")
+    __slots__ = ("ns", "_runner", "_build", "_encode", "_decode", "_engine", "_indexes")
 
     def __init__(self, ns: Namespace, runner: Runner, engine: "Engine"):
         self.ns = ns
         self._runner = runner
         self._engine = engine
         self._build = ns.build_key
+        self._indexes = engine._indexes.get(ns.name, ())
         codec = CODECS[ns.codec]
         self._encode = codec.encode
         self._decode = codec.decode
@@ -106,8 +107,16 @@ class Handle:
     def _read(self, args: tuple, decode: Callable[[Any], Any] | None, fallback: Any = None) -> Any:
         return self._runner.run(op(self.ns, args, decode, READ, fallback))
 
-    def _script(self, script: _scripts.Script, key: str, *argv: Any) -> Any:
-        return self._runner.run(op(self.ns, ("EVALSHA", script.sha, 1, key, *argv), None, WRITE, None))
+    def _index_keys(self, params: Mapping[str, Any]) -> list[str]:
+        """Index sets this write must join (rules with ``index:`` covering the namespace)."""
+        return [rule.index_key(spec.check(params[spec.name])) for rule, spec in self._indexes]
+
+    def _script_op(self, script: _scripts.Script, key: str, params: Mapping[str, Any], *argv: Any) -> Op:
+        keys = [key, *self._index_keys(params)] if self._indexes else [key]
+        return op(self.ns, ("EVALSHA", script.sha, len(keys), *keys, *argv), None, WRITE, None)
+
+    def _script(self, script: _scripts.Script, key: str, params: Mapping[str, Any], *argv: Any) -> Any:
+        return self._runner.run(self._script_op(script, key, params, *argv))
 
 
 class StringHandle(Handle):
@@ -131,21 +140,21 @@ class StringHandle(Handle):
             return False, None
         return True, (None if raw == NEGATIVE else self._decode(raw))
 
-    def _store(self, key: str, value: Any, ttl_ms: int) -> Op:
-        args: tuple = ("SET", key, NEGATIVE if value is None else self._encode(value))
-        return op(self.ns, args + ("PX", ttl_ms) if ttl_ms else args, None, WRITE, None)
+    def _store(self, key: str, params: Mapping[str, Any], value: Any, ttl_ms: int) -> Op:
+        return self._set_op(key, params, NEGATIVE if value is None else self._encode(value), ttl_ms, ())
+
+    def _set_op(self, key: str, params: Mapping[str, Any], data: bytes, ttl_ms: int, flags: tuple) -> Op:
+        """SET with its TTL in the same command; through a script when the key must join an index."""
+        options: tuple = ("PX", ttl_ms, *flags) if ttl_ms else flags
+        if self._indexes:
+            return self._script_op(_scripts.STRING_SET, key, params, data, *options)
+        return op(self.ns, ("SET", key, data, *options), _bool, WRITE, None)
 
     def set(self, value: Any, /, *, ttl: float | None = None, nx: bool = False, xx: bool = False, **params: Any) -> bool | None:
         """SET with the TTL in the same command (PX); ``nx``/``xx`` as in redis-py."""
-        args: tuple = ("SET", self._build(params), self._encode(value))
-        ttl_ms = self._ttl_ms(ttl)
-        if ttl_ms:
-            args += ("PX", ttl_ms)
-        if nx:
-            args += ("NX",)
-        if xx:
-            args += ("XX",)
-        return self._runner.run(op(self.ns, args, _bool, WRITE, None))
+        flags = ("NX",) * nx + ("XX",) * xx
+        result = self._runner.run(self._set_op(self._build(params), params, self._encode(value), self._ttl_ms(ttl), flags))
+        return None if result is None else bool(result)
 
     def mget(self, params_list: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Values of several keys of this namespace, in order (split by slot on a cluster)."""
@@ -154,13 +163,9 @@ class StringHandle(Handle):
 
     def mset(self, items: Iterable[tuple[Mapping[str, Any], Any]], *, ttl: float | None = None) -> bool:
         """Several keys at once, each with its TTL (MSET has none: SET PX per key, in one transaction)."""
-        commands = []
-        for params, value in items:
-            ttl_ms = self._ttl_ms(ttl)
-            command: tuple = ("SET", self._build(params), self._encode(value))
-            commands.append(command + ("PX", ttl_ms) if ttl_ms else command)
-        results = self._immediate("mset")._multi(self.ns, commands, _bool, WRITE, None, atomic=True)
-        return all(results)
+        engine = self._immediate("mset")
+        ops = [self._set_op(self._build(params), params, self._encode(value), self._ttl_ms(ttl), ()) for params, value in items]
+        return all(engine._send_batch(ops, transaction=not engine.cluster))
 
     def get_or_load(self, loader: Callable[[], Any], **params: Any) -> Any:
         """Cache-aside: the cached value, or the loader's (stored with the namespace TTL)."""
@@ -199,14 +204,14 @@ class HashHandle(Handle):
             return False, None
         return True, self._decode_mapping(raw)
 
-    def _store(self, key: str, value: Mapping[str, Any] | None, ttl_ms: int) -> Op:
+    def _store(self, key: str, params: Mapping[str, Any], value: Mapping[str, Any] | None, ttl_ms: int) -> Op:
         if value is None:
             pairs: list[Any] = [NEGATIVE, b"1"]
         elif isinstance(value, Mapping) and value:
             pairs = [item for f, v in value.items() for item in (f, self._encode(v))]
         else:
             raise PolicyViolation(f"the loader of hash namespace {self.ns.name!r} must return a non-empty mapping or None")
-        return op(self.ns, ("EVALSHA", _scripts.HASH_WRITE.sha, 1, key, ttl_ms, 1, *pairs), None, WRITE, None)
+        return self._script_op(_scripts.HASH_WRITE, key, params, ttl_ms, 1, *pairs)
 
     def hset(self, field: str | None = None, value: Any = None, /, *, mapping: Mapping[str, Any] | None = None,
              ttl: float | None = None, **params: Any) -> int | None:
@@ -218,7 +223,7 @@ class HashHandle(Handle):
             pairs += [f, self._encode(v)]
         if not pairs:
             raise PolicyViolation(f"hset on {self.ns.name!r} needs a field and value or a mapping")
-        return self._script(_scripts.HASH_WRITE, self._build(params), self._ttl_ms(ttl), 0, *pairs)
+        return self._script(_scripts.HASH_WRITE, self._build(params), params, self._ttl_ms(ttl), 0, *pairs)
 
     def hdel(self, *fields: str, **params: Any) -> int:
         return self._runner.run(op(self.ns, ("HDEL", self._build(params), *fields), None, WRITE, 0))
@@ -237,7 +242,7 @@ class ListHandle(Handle):
         if not values:
             raise PolicyViolation(f"{command.lower()} on {self.ns.name!r} needs at least one value")
         encode = self._encode
-        return self._script(_scripts.LIST_PUSH, self._build(params), command, self._ttl_ms(ttl), self.ns.max_length or 0,
+        return self._script(_scripts.LIST_PUSH, self._build(params), params, command, self._ttl_ms(ttl), self.ns.max_length or 0,
                             *[encode(v) for v in values])
 
     def lpush(self, *values: Any, ttl: float | None = None, **params: Any) -> int | None:
@@ -283,7 +288,7 @@ class CounterHandle(Handle):
             raise PolicyViolation(f"counter {self.ns.name!r} increments by integers, got {type(amount).__name__}")
         ns = self.ns
         ttl_ms = ns.ttl_ms + int(random.random() * (ns.max_jitter_ms + 1)) if ns.ttl_ms else 0
-        return self._script(_scripts.COUNTER_INCR, self._build(params), amount, ttl_ms)
+        return self._script(_scripts.COUNTER_INCR, self._build(params), params, amount, ttl_ms)
 
     def incr(self, amount: int = 1, **params: Any) -> int | None:
         return self.incrby(amount, **params)

@@ -4,7 +4,8 @@ Exact keys (the rule's namespaces and key templates) go in one UNLINK. ``match``
 become SCAN globs whose parameter values are glob-escaped (and were already refused if they
 held a glob character), so a value can never widen the match; matches are deleted in
 batches as the scan goes. On a cluster, redis-py's ``scan_iter`` visits every primary and
-``unlink`` splits its keys by slot.
+``unlink`` splits its keys by slot. A rule with ``index:`` reads its entity's index set
+instead of scanning: only keys written through the engine are in it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
     try:
         if exact:
             deleted += client.unlink(*exact)
+        if rule.index is not None:
+            # O(keys of this entity): the index lists every key the engine wrote for this value.
+            index_key = rule.index_key(_param_specs(policy, rule)[rule.index].check(params[rule.index]))
+            members = list(client.smembers(index_key))
+            for start in range(0, len(members), UNLINK_BATCH):
+                deleted += client.unlink(*members[start:start + UNLINK_BATCH])
+            client.unlink(index_key)
+            globs = []
         for pattern in globs:
             batch: list[bytes] = []
             for key in client.scan_iter(match=pattern, count=SCAN_COUNT):

@@ -12,6 +12,25 @@ import hashlib
 from dataclasses import dataclass, field
 
 
+# Appended to every write script: KEYS[2..] are index sets (rules with ``index:``). Each records
+# KEYS[1]; its TTL is only ever extended to the written key's own, never shortened, so an index
+# outlives its longest-lived member (and becomes persistent with a persistent member).
+_INDEX = """
+if #KEYS > 1 then
+  local kt = redis.call('PTTL', KEYS[1])
+  for i = 2, #KEYS do
+    local fresh = redis.call('EXISTS', KEYS[i]) == 0
+    redis.call('SADD', KEYS[i], KEYS[1])
+    if kt == -1 then redis.call('PERSIST', KEYS[i])
+    elseif kt > 0 then
+      local it = redis.call('PTTL', KEYS[i])
+      if fresh or (it >= 0 and it < kt) then redis.call('PEXPIRE', KEYS[i], kt) end
+    end
+  end
+end
+"""
+
+
 @dataclass(frozen=True)
 class Script:
     name: str
@@ -31,8 +50,7 @@ for i = 3, #ARGV, 2000 do
   n = n + redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
 end
 if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
-""")
+""" + _INDEX + "return n")
 
 # ARGV[1] = LPUSH|RPUSH, ARGV[2] = ttl ms (0: none), ARGV[3] = max length (0: none), ARGV[4..] = values
 LIST_PUSH = Script("list_push", """
@@ -47,8 +65,7 @@ if cap > 0 and n > cap then
   n = cap
 end
 if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return n
-""")
+""" + _INDEX + "return n")
 
 # ARGV[1] = increment, ARGV[2] = ttl ms (0: none). The TTL is set only when the key has none,
 # so a counter's window starts at its first increment and is never extended.
@@ -57,8 +74,13 @@ local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return v
-""")
+""" + _INDEX + "return v")
+
+# SET for indexed string namespaces: ARGV[1] = value, ARGV[2..] = SET options (PX ms, NX, XX).
+STRING_SET = Script("string_set", """
+local ok = redis.call('SET', KEYS[1], ARGV[1], unpack(ARGV, 2))
+if not ok then return false end
+""" + _INDEX + "return ok")
 
 # Release a lock only if we still own it (the token we set).
 LOCK_RELEASE = Script("lock_release", """
@@ -66,4 +88,4 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """)
 
-ALL = {s.sha: s for s in (HASH_WRITE, LIST_PUSH, COUNTER_INCR, LOCK_RELEASE)}
+ALL = {s.sha: s for s in (HASH_WRITE, LIST_PUSH, COUNTER_INCR, STRING_SET, LOCK_RELEASE)}
