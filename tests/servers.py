@@ -124,14 +124,15 @@ class RedisCluster:
             node.stop()
 
 
-def start_cluster(directory: Path, primaries: int = 3, extra: tuple[str, ...] = (), cli_auth: tuple[str, ...] = ()) -> RedisCluster:
+def start_cluster(directory: Path, primaries: int = 3, extra: tuple[str, ...] = (), cli_auth: tuple[str, ...] = (),
+                  tls: bool = False) -> RedisCluster:
     """Start ``primaries`` cluster-enabled nodes, join them with ``redis-cli --cluster create``, wait for ok."""
     nodes: list[RedisServer] = []
     try:
         for i in range(primaries):
             d = directory / f"node{i}"
             nodes.append(start_redis("--cluster-enabled", "yes", "--cluster-config-file", str(d / "nodes.conf"),
-                                     "--cluster-node-timeout", "2000", *extra, directory=d))
+                                     "--cluster-node-timeout", "2000", *extra, directory=d, tls=tls))
         cmd = [REDIS_CLI, *cli_auth, "--cluster", "create", *[f"127.0.0.1:{n.port}" for n in nodes],
                "--cluster-replicas", "0", "--cluster-yes"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -178,8 +179,17 @@ def make_certificates(directory: Path) -> Certificates:
     return Certificates(d / "ca.crt", d / "server.crt", d / "server.key")
 
 
+def _tls_args(certs: Certificates) -> tuple[str, ...]:
+    return ("--tls-cert-file", str(certs.cert), "--tls-key-file", str(certs.key),
+            "--tls-ca-cert-file", str(certs.ca), "--tls-auth-clients", "no")
+
+
 def start_tls_redis(directory: Path, certs: Certificates, *args: str) -> RedisServer:
     """A redis-server that speaks TLS only, on a free loopback port."""
-    return start_redis("--tls-cert-file", str(certs.cert), "--tls-key-file", str(certs.key),
-                       "--tls-ca-cert-file", str(certs.ca), "--tls-auth-clients", "no", *args,
-                       directory=directory, tls=True)
+    return start_redis(*_tls_args(certs), *args, directory=directory, tls=True)
+
+
+def start_tls_cluster(directory: Path, certs: Certificates) -> RedisCluster:
+    """A 3-primary cluster that speaks TLS only, clients and cluster bus alike (as Azure's OSS cluster does)."""
+    return start_cluster(directory, extra=(*_tls_args(certs), "--tls-cluster", "yes"),
+                         cli_auth=("--tls", "--cacert", str(certs.ca)), tls=True)

@@ -1,0 +1,256 @@
+"""A policy ``Target`` -> a redis-py client (``redis.Redis`` or ``redis.cluster.RedisCluster``).
+
+Everything connection-related stays redis-py's own machinery (pool, ``Retry``, timeouts,
+TLS, credential providers); this module only translates the policy's words into its
+arguments and turns what cannot work into one ``ConfigurationError`` line. ``${VAR}``
+references are resolved here, when a client is built, so a policy file stays the same
+in every environment. Secrets (access keys, client secrets) never appear in a message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from toolkit.errors import ConfigurationError
+from toolkit.policy.model import Target, resolve_env
+
+if TYPE_CHECKING:
+    from redis.auth.idp import IdentityProviderInterface
+    from redis.auth.token_manager import TokenManagerConfig
+    from redis.cluster import RedisCluster
+    from redis.credentials import CredentialProvider
+
+__all__ = ["build_client", "is_cluster"]
+
+_ENTRA_SCOPE = "https://redis.azure.com/.default"
+_ENTRA_RESOURCE = "https://redis.azure.com/"
+_BACKOFF_BASE_S = 0.02
+"""First retry waits up to 40 ms, then doubles (with full jitter)..."""
+_BACKOFF_CAP_S = 1.0
+"""...but never more than 1 s: the engine's circuit breaker, not long sleeps, handles an outage."""
+_HOST = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
+
+
+@dataclass(frozen=True)
+class _Endpoint:
+    """Where to connect, with every ``${VAR}`` resolved."""
+
+    host: str
+    port: int
+    db: int
+    tls: bool
+    username: str | None
+
+
+def build_client(target: Target, *, identity_provider: "IdentityProviderInterface | None" = None,
+                 token_manager_config: "TokenManagerConfig | None" = None) -> "redis.Redis | RedisCluster":
+    """A redis-py client for ``target``; ConfigurationError when the target cannot work as written.
+
+    ``identity_provider`` replaces the Azure identity of an ``entra-id`` target (tests, custom
+    token sources). A standalone client connects lazily; a cluster client (``OSSCluster``) and
+    ``clustering_policy: auto`` need the server at once, so they raise redis-py's own
+    ``ConnectionError`` / ``AuthenticationError`` when it is unreachable or refuses the login.
+    """
+    endpoint = _endpoint(target)
+    options = {**_connection_options(target), **_tls_options(target, endpoint),
+               **_auth_options(target, endpoint, identity_provider, token_manager_config)}
+    policy = target.instance.clustering_policy
+    if policy == "OSSCluster":
+        return _cluster_client(target, endpoint, options)
+    client = _standalone_client(target, endpoint, options)
+    if policy == "auto" and _cluster_enabled(client):
+        client.close()
+        return _cluster_client(target, endpoint, options)
+    return client
+
+
+def is_cluster(client: Any) -> bool:
+    """True for a ``RedisCluster``: keys then spread over slots and multi-key commands need one slot."""
+    from redis.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+# -- where ---------------------------------------------------------------------------------------
+
+def _endpoint(target: Target) -> _Endpoint:
+    where = f"target {target.name!r}"
+    if target.url is not None:
+        return _parse_url(resolve_env(target.url, f"{where}: url") or "", target, where)
+    host = resolve_env(target.host, f"{where}: host")
+    if not host or not _HOST.match(host):
+        raise ConfigurationError(f"{where}: host {host!r} is not a host name or IP address")
+    return _Endpoint(host, _port(resolve_env(target.port, f"{where}: port"), f"{where}: port"), target.db, target.tls, None)
+
+
+def _parse_url(url: str, target: Target, where: str) -> _Endpoint:
+    """``redis[s]://[user@]host[:port][/db]``; never echoes the URL, which may hold a secret."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigurationError(f"{where}: url must start with redis:// or rediss://")
+    if parts.password is not None:
+        raise ConfigurationError(f"{where}: url must not carry a password; declare auth (access-key) instead")
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"{where}: url takes no ?options; use the target's client settings")
+    if not parts.hostname or not _HOST.match(parts.hostname):
+        raise ConfigurationError(f"{where}: url has no valid host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(f"{where}: url port is not a number from 1 to 65535") from None
+    db_text = unquote(parts.path).strip("/")
+    if db_text and not db_text.isdigit():
+        raise ConfigurationError(f"{where}: url path {db_text!r} is not a database number")
+    return _Endpoint(parts.hostname, _port(port or 6379, f"{where}: url port"), int(db_text) if db_text else target.db,
+                     target.tls or parts.scheme == "rediss", unquote(parts.username) if parts.username else None)
+
+
+def _port(value: str | int | None, where: str) -> int:
+    text = str(value if value is not None else 6379)
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ConfigurationError(f"{where}: {text!r} is not a port number from 1 to 65535")
+    return int(text)
+
+
+# -- how -----------------------------------------------------------------------------------------
+
+def _connection_options(target: Target) -> dict[str, Any]:
+    c = target.client
+    options: dict[str, Any] = {
+        "socket_timeout": c.socket_timeout_ms / 1000,
+        "socket_connect_timeout": c.connect_timeout_ms / 1000,
+        "health_check_interval": c.health_check_interval_ms / 1000,
+    }
+    if c.max_connections is not None:
+        options["max_connections"] = c.max_connections
+    return options
+
+
+def _retry(target: Target) -> Retry:
+    return Retry(ExponentialWithJitterBackoff(cap=_BACKOFF_CAP_S, base=_BACKOFF_BASE_S), target.client.retries)
+
+
+def _tls_options(target: Target, endpoint: _Endpoint) -> dict[str, Any]:
+    if not endpoint.tls:
+        return {}
+    options: dict[str, Any] = {"ssl": True, "ssl_check_hostname": target.check_hostname}
+    ca_file = resolve_env(target.ca_file, f"target {target.name!r}: tls.ca_file")
+    if ca_file is not None:
+        try:  # load it now: a wrong path would otherwise surface as a connection error on first use
+            ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a PEM CA certificate file"
+            raise ConfigurationError(f"target {target.name!r}: tls.ca_file {ca_file!r}: {reason}") from None
+        options["ssl_ca_certs"] = ca_file
+    return options
+
+
+def _auth_options(target: Target, endpoint: _Endpoint, identity_provider: "IdentityProviderInterface | None",
+                  token_manager_config: "TokenManagerConfig | None") -> dict[str, Any]:
+    auth, where = target.auth, f"target {target.name!r}: auth"
+    if identity_provider is not None and auth.type != "entra-id":
+        raise ConfigurationError(f"{where}: an identity_provider applies to entra-id targets, this one uses {auth.type}")
+    if auth.type == "access-key":
+        password = os.environ.get(auth.env or "")
+        if not password:
+            raise ConfigurationError(f"{where}.env: environment variable {auth.env} (the access key) is not set")
+        username = resolve_env(auth.username, f"{where}.username") or endpoint.username
+        return {"password": password, **({"username": username} if username else {})}
+    if auth.type == "entra-id":
+        return {"credential_provider": _entra_provider(target, identity_provider, token_manager_config)}
+    return {}
+
+
+def _entra_provider(target: Target, identity_provider: "IdentityProviderInterface | None",
+                    token_manager_config: "TokenManagerConfig | None") -> "CredentialProvider":
+    """A fresh provider per client: redis-entraid re-AUTHs only the client that registered last."""
+    from redis.auth.token_manager import RetryPolicy, TokenManagerConfig
+    from redis_entraid import cred_provider as entra
+
+    # Refresh at 70 % of a token's life; retry a failed token request 3 times, 100 ms apart.
+    config = token_manager_config or TokenManagerConfig(0.7, 0, 100, RetryPolicy(3, 100))
+    if identity_provider is not None:
+        return entra.EntraIdCredentialsProvider(identity_provider, config)
+    auth, where = target.auth, f"target {target.name!r}: auth"
+    client_id = _non_empty(resolve_env(auth.client_id, f"{where}.client_id"), f"{where}.client_id")
+    tenant_id = _non_empty(resolve_env(auth.tenant_id, f"{where}.tenant_id"), f"{where}.tenant_id")
+    secret = ""
+    if auth.identity == "service-principal":
+        client_id = client_id or _required_env("AZURE_CLIENT_ID", f"{where} (service-principal client id)")
+        tenant_id = tenant_id or _required_env("AZURE_TENANT_ID", f"{where} (service-principal tenant)")
+        secret = _required_env("AZURE_CLIENT_SECRET", f"{where} (service-principal secret)")
+    try:
+        if auth.identity == "managed-identity":
+            from redis_entraid.identity_provider import ManagedIdentityIdType, ManagedIdentityType
+
+            if client_id is None:
+                return entra.create_from_managed_identity(ManagedIdentityType.SYSTEM_ASSIGNED, _ENTRA_RESOURCE,
+                                                          token_manager_config=config)
+            return entra.create_from_managed_identity(ManagedIdentityType.USER_ASSIGNED, _ENTRA_RESOURCE,
+                                                      id_type=ManagedIdentityIdType.CLIENT_ID, id_value=client_id,
+                                                      token_manager_config=config)
+        if auth.identity == "service-principal":  # MSAL fetches the tenant's OpenID configuration right here
+            return entra.create_from_service_principal(client_id, secret, tenant_id, token_manager_config=config)
+        app_kwargs = {"managed_identity_client_id": client_id} if client_id else {}
+        return entra.create_from_default_azure_credential((_ENTRA_SCOPE,), tenant_id=tenant_id, app_kwargs=app_kwargs,
+                                                          token_manager_config=config)
+    except Exception as exc:  # noqa: BLE001 - azure-identity, MSAL and requests raise many types; one line each
+        detail = (str(exc).splitlines() or [""])[0][:200]
+        detail = detail.replace(secret, "***") if secret else detail
+        raise ConfigurationError(f"{where}: cannot set up the Entra ID {auth.identity} identity: "
+                                 f"{type(exc).__name__}: {detail}") from None
+
+
+def _non_empty(value: str | None, where: str) -> str | None:
+    if value == "":
+        raise ConfigurationError(f"{where} is empty")
+    return value
+
+
+def _required_env(name: str, where: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigurationError(f"{where}: environment variable {name} is not set")
+    return value
+
+
+# -- which client --------------------------------------------------------------------------------
+
+def _standalone_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]) -> redis.Redis:
+    return redis.Redis(host=endpoint.host, port=endpoint.port, db=endpoint.db, retry=_retry(target), **options)
+
+
+def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]) -> "RedisCluster":
+    """RedisCluster retries at the cluster level (re-reading the topology); its node pools do not."""
+    from redis.cluster import RedisCluster
+    from redis.exceptions import RedisClusterException, RedisError
+
+    where = f"target {target.name!r}"
+    if endpoint.db != 0:
+        raise ConfigurationError(f"{where}: a Redis Cluster has only database 0, not {endpoint.db}")
+    # redis-py's cluster nodes take no health_check_interval (it would be dropped silently).
+    node_options = {k: v for k, v in options.items() if k != "health_check_interval"}
+    try:
+        return RedisCluster(host=endpoint.host, port=endpoint.port, retry=_retry(target), **node_options)
+    except RedisClusterException as exc:
+        if "Cluster mode is not enabled" in str(exc):
+            raise ConfigurationError(f"{where}: clustering_policy {target.instance.clustering_policy} but "
+                                     f"{endpoint.host}:{endpoint.port} is not a cluster node; use NoCluster "
+                                     "or EnterpriseCluster (or auto)") from None
+        if isinstance(exc.__cause__, RedisError):  # unreachable / wrong credentials: the same error as standalone
+            raise exc.__cause__ from None
+        raise
+
+
+def _cluster_enabled(client: redis.Redis) -> bool:
+    """``INFO cluster`` answers on any node without routing a key, so a plain client may ask it."""
+    return bool(client.info("cluster").get("cluster_enabled"))
