@@ -67,10 +67,17 @@ def build_client(target: Target, *, identity_provider: "IdentityProviderInterfac
     if policy == "OSSCluster":
         return _cluster_client(target, endpoint, options)
     client = _standalone_client(target, endpoint, options)
-    if policy == "auto" and _cluster_enabled(client):
+    if policy != "auto":
+        return client
+    try:
+        cluster = _cluster_enabled(client)
+    except BaseException:
         client.close()
-        return _cluster_client(target, endpoint, options)
-    return client
+        raise
+    if not cluster:
+        return client
+    client.close()
+    return _cluster_client(target, endpoint, options)
 
 
 def is_cluster(client: Any) -> bool:
@@ -252,5 +259,5 @@ def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]
 
 
 def _cluster_enabled(client: redis.Redis) -> bool:
-    """``INFO cluster`` answers on any node without routing a key, so a plain client may ask it."""
+    """``INFO cluster`` routes no key, so the plain client may ask any node (and is kept when it is no cluster)."""
     return bool(client.info("cluster").get("cluster_enabled"))
