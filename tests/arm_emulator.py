@@ -5,7 +5,7 @@ database, PUT (create: 201 + ``Azure-AsyncOperation``), PATCH (202 + ``Azure-Asy
 ``Location``), an ``operationsStatus`` resource polled until ``Succeeded``, 404 with
 ``ResourceNotFound`` / ``ResourceGroupNotFound``, 409 for a create-only field or a clustering policy
 that is not NoCluster, 400 for a create without its required fields. Faults (429 with Retry-After,
-500, 403...) are queued with ``inject``. Every request is recorded so a test can tell whether
+500, 403...) are queued with ``inject``; ``operation_error`` makes asynchronous operations end Failed. Every request is recorded so a test can tell whether
 anything was written. The server runs on 127.0.0.1 in its own thread; ``stop()`` ends it.
 """
 
@@ -66,6 +66,8 @@ class ArmEmulator:
         self.databases: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
         self.faults: list[Fault] = []
+        self.operation_error: dict[str, str] | None = None
+        """When set ({"code", "message"}), asynchronous operations end Failed with it and change nothing."""
         self._operations: dict[str, _Operation] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -93,7 +95,8 @@ class ArmEmulator:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="arm-emulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="arm-emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -285,6 +288,10 @@ class ArmEmulator:
             if op.polls_left > 0:
                 op.polls_left -= 1
                 return 200, {"Retry-After": self.retry_after}, {"id": op_id, "name": op_id, "status": "InProgress"}
+            if self.operation_error is not None:
+                op.status = "Failed"
+                op.resource["properties"]["provisioningState"] = "Failed"
+                return 200, {}, {"id": op_id, "name": op_id, "status": "Failed", "error": self.operation_error}
             op.apply()
             op.status = "Succeeded"
         return 200, {}, {"id": op_id, "name": op_id, "status": op.status}

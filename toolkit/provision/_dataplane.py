@@ -15,27 +15,10 @@ from toolkit.policy.published import read_published
 
 
 def connect(target: Target) -> Any:
-    """A redis-py client for ``target`` (standalone or cluster), as applications get it."""
-    try:
-        from toolkit.runtime._client import build_client
-    except ImportError:  # the runtime's client factory is not in this checkout yet: plain targets still work
-        build_client = None
-    if build_client is not None:
-        return build_client(target)
-    if target.provider != "redis":
-        raise ConfigurationError(f"target {target.name}: reaching an Azure data plane needs toolkit.runtime._client")
-    import redis
+    """A redis-py client for ``target`` (standalone or cluster), exactly as applications get it."""
+    from toolkit.runtime._client import build_client
 
-    url = resolve_env(target.url, f"target {target.name}: url") or (
-        f"{'rediss' if target.tls else 'redis'}://{resolve_env(target.host, f'target {target.name}: host')}:"
-        f"{resolve_env(target.port or 6379, f'target {target.name}: port')}/{target.db}")
-    password = resolve_env(f"${{{target.auth.env}}}", f"target {target.name}: auth.env") if target.auth.env else None
-    factory: Any = redis.Redis
-    if target.instance.clustering_policy == "OSSCluster":
-        from redis.cluster import RedisCluster as factory
-    return factory.from_url(url, password=password, username=target.auth.username,
-                            socket_timeout=target.client.socket_timeout_ms / 1000,
-                            socket_connect_timeout=target.client.connect_timeout_ms / 1000)
+    return build_client(target)
 
 
 def describe(target: Target) -> str:

@@ -52,6 +52,11 @@ def _flag(value: str | None) -> bool | None:
     return None if value is None else str(value).lower() == "enabled"
 
 
+def _message(exc: Any) -> str:
+    """ARM's own error message when the response carried one, else the SDK's."""
+    return _one_line(getattr(getattr(exc, "error", None), "message", None) or exc.message)
+
+
 def _one_line(text: str, limit: int = 400) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -94,7 +99,7 @@ class AzureBackend:
         try:
             yield
         except ClientAuthenticationError as exc:
-            raise ToolkitError(f"Azure authentication failed while {what}: {_one_line(exc.message)} (sign the pipeline "
+            raise ToolkitError(f"Azure authentication failed while {what}: {_message(exc)} (sign the pipeline "
                                f"in: workload identity, AZURE_CLIENT_ID/AZURE_TENANT_ID, managed identity or az login)") from None
         except HttpResponseError as exc:
             raise ToolkitError(self._http_error(what, exc)) from None
@@ -107,8 +112,10 @@ class AzureBackend:
     def _http_error(self, what: str, exc: Any) -> str:
         status = exc.status_code
         code = getattr(exc.error, "code", None) or exc.reason or "error"
-        message = _one_line(getattr(exc.error, "message", None) or exc.message)
+        message = _message(exc)
         head = f"{status} {code}"
+        if status is None or status < 400:  # the long-running operation itself ended Failed or Canceled
+            return f"Azure reports that {what} failed ({code}): {message}"
         if status == 403:
             return (f"Azure denied {what} ({head}): {message}; the pipeline identity needs read and write access to "
                     f"Microsoft.Cache/redisEnterprise in resource group {self.resource_group}")
@@ -194,25 +201,27 @@ class AzureBackend:
             assert self.target.azure is not None
             location = resolve_env(self.target.azure.location, f"target {self.target.name}: azure.location")
             body = models.Cluster(location=location, **self._cluster_fields(models, declared, CLUSTER_FIELDS, live))
-            self._follow(self.client.redis_enterprise.begin_create(self.resource_group, self.cluster_name, body, **self._call),
+            self._follow(lambda: self.client.redis_enterprise.begin_create(self.resource_group, self.cluster_name, body,
+                                                                           **self._call),
                          f"creating cluster {self.cluster_name}", progress)
             notes.append(f"created cluster {self.cluster_name}")
         elif cluster_changes:
             body = models.ClusterUpdate(**self._cluster_fields(models, declared, [c.setting for c in cluster_changes], live))
-            self._follow(self.client.redis_enterprise.begin_update(self.resource_group, self.cluster_name, body, **self._call),
+            self._follow(lambda: self.client.redis_enterprise.begin_update(self.resource_group, self.cluster_name, body,
+                                                                           **self._call),
                          f"updating cluster {self.cluster_name}", progress)
         if any(c.action == CREATE for c in database_changes):
             fields = self._database_fields(models, declared, DATABASE_FIELDS)
             port = declared_port(self.target)
             body = models.Database(port=port, **fields)
-            self._follow(self.client.databases.begin_create(self.resource_group, self.cluster_name, self.database_name,
-                                                            body, **self._call),
+            self._follow(lambda: self.client.databases.begin_create(self.resource_group, self.cluster_name,
+                                                                    self.database_name, body, **self._call),
                          f"creating database {self.database_name}", progress)
             notes.append(f"created database {self.cluster_name}/{self.database_name}")
         elif database_changes:
             body = models.DatabaseUpdate(**self._database_fields(models, declared, [c.setting for c in database_changes]))
-            self._follow(self.client.databases.begin_update(self.resource_group, self.cluster_name, self.database_name,
-                                                            body, **self._call),
+            self._follow(lambda: self.client.databases.begin_update(self.resource_group, self.cluster_name,
+                                                                    self.database_name, body, **self._call),
                          f"updating database {self.database_name}", progress)
         return notes
 
@@ -250,11 +259,12 @@ class AzureBackend:
             fields["geo_replication"] = models.DatabasePropertiesGeoReplication(group_nickname=declared.geo_replication_group)
         return fields
 
-    def _follow(self, poller: Any, what: str, progress: Callable[[str], None]) -> None:
-        """Wait for a long-running operation, reporting on stderr, so a pipeline log shows it is alive."""
+    def _follow(self, begin: Callable[[], Any], what: str, progress: Callable[[str], None]) -> None:
+        """Start a long-running operation and wait for its end, reporting on stderr so a pipeline log shows it is alive."""
         started = time.monotonic()
         progress(f"{what}: started")
         with self._arm(what):
+            poller = begin()
             while not poller.done():
                 poller.wait(timeout=PROGRESS_EVERY_S)
                 if not poller.done():

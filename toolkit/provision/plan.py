@@ -253,10 +253,11 @@ def _show(value: object) -> str:
 def effective(target: Target, live: LiveState) -> InstancePolicy:
     """What the instance will be once applied: declared values win, the rest is live (Azure defaults if missing)."""
     declared, have = target.instance, live.settings
+    gone = set(CLUSTER_FIELDS if not live.cluster_exists else ()) | set(DATABASE_FIELDS if not live.database_exists else ())
     values = {}
     for f in fields(InstancePolicy):
         want = getattr(declared, f.name)
-        values[f.name] = want if want is not None and want != "auto" else getattr(have, f.name)
+        values[f.name] = want if want is not None and want != "auto" else (None if f.name in gone else getattr(have, f.name))
     if target.provider == AZURE and not live.database_exists:
         values = {**{"clustering_policy": "OSSCluster", "eviction_policy": "VolatileLRU",
                      "access_keys_authentication": False},
