@@ -28,7 +28,7 @@ from redis.exceptions import AuthenticationError, MovedError
 import toolkit
 from tests.servers import Certificates, RedisServer, free_port, make_certificates, start_redis, start_tls_cluster, start_tls_redis
 from toolkit.policy.model import Target
-from toolkit.runtime._client import build_client, is_cluster
+from toolkit.runtime._client import build_client, close_client, is_cluster
 
 
 def load_target(tmp_path: Path, **spec: Any) -> Target:
@@ -309,6 +309,11 @@ def test_entra_id_token_is_used_refreshed_and_re_sent(request, tmp_path, certs, 
             admin.client_kill_filter(user=mint.oid)
         assert [client.get(k) for k in keys] == list(keys.values())  # new connections, current token
         assert client.delete(*keys) == len(keys)
+
+        close_client(client)  # must also stop the token refresh (client.close() alone does not)
+        issued = len(mint.issued)
+        time.sleep(2.5)  # more than one refresh period of these 4 s tokens
+        assert len(mint.issued) == issued
     finally:
         mint.retire()
 

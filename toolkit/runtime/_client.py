@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from redis.cluster import RedisCluster
     from redis.credentials import CredentialProvider
 
-__all__ = ["build_client", "is_cluster"]
+__all__ = ["build_client", "close_client", "is_cluster"]
 
 _ENTRA_SCOPE = "https://redis.azure.com/.default"
 _ENTRA_RESOURCE = "https://redis.azure.com/"
@@ -85,6 +85,22 @@ def is_cluster(client: Any) -> bool:
     from redis.cluster import RedisCluster
 
     return isinstance(client, RedisCluster)
+
+
+def close_client(client: Any) -> None:
+    """Close a client built here, and stop its Entra ID token refresh.
+
+    redis-py's ``close()`` leaves redis-entraid's token manager running, so a closed client
+    would go on asking Azure for tokens; stopping it needs the provider's token manager.
+    """
+    if is_cluster(client):
+        kwargs = client.nodes_manager.connection_kwargs
+    else:
+        kwargs = client.get_connection_kwargs()
+    client.close()
+    manager = getattr(kwargs.get("credential_provider"), "_token_mgr", None)
+    if manager is not None:
+        manager.stop()
 
 
 # -- where ---------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from toolkit.policy.model import ClientOptions, Namespace, PolicySet
 from toolkit.policy.published import read_published
 from toolkit.runtime import _scripts
 from toolkit.runtime._breaker import CircuitBreaker
+from toolkit.runtime._client import close_client, is_cluster
 from toolkit.runtime._handles import Handle, handle_for
 from toolkit.runtime._ops import READ, WRITE, Op
 from toolkit.runtime._stats import Stats
@@ -56,12 +57,6 @@ def _index_plan(policy: PolicySet, cluster: bool) -> dict[str, tuple]:
     return {name: tuple(entries) for name, entries in plan.items()}
 
 
-def _is_cluster(client: Any) -> bool:
-    from redis.cluster import RedisCluster
-
-    return isinstance(client, RedisCluster)
-
-
 class Engine:
     """Every read and write of an application, through its policy set.
 
@@ -74,7 +69,7 @@ class Engine:
 
         self.policy = policy
         self.client = client
-        self.cluster = _is_cluster(client)
+        self.cluster = is_cluster(client)
         self._owns_client = owns_client
         self._breaker = CircuitBreaker(options.breaker_threshold, options.breaker_cooldown_ms / 1000)
         self._stats = Stats(list(policy.namespaces))
@@ -138,7 +133,7 @@ class Engine:
     def close(self) -> None:
         """Close the client if the engine built it (a caller's client is left to the caller)."""
         if self._owns_client:
-            self.client.close()
+            close_client(self.client)
 
     def __enter__(self) -> "Engine":
         return self
