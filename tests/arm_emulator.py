@@ -27,7 +27,7 @@ _CLUSTER = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers
 _DATABASE = re.compile(r"^/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.Cache/redisEnterprise/([^/]+)"
                        r"/databases/([^/]+)$", re.I)
 _STATUS = re.compile(r"^/subscriptions/([^/]+)/providers/Microsoft\.Cache/locations/([^/]+)/operationsStatus/([^/]+)$", re.I)
-_CREATE_ONLY = {"port": "port", "modules": "modules", "geoReplication": "geoReplication"}
+_CREATE_ONLY = ("port", "modules", "geoReplication")
 
 
 @dataclass
@@ -248,9 +248,9 @@ class ArmEmulator:
                 created["properties"]["provisioningState"] = "Succeeded"
             return self._accepted(201, created, finish, created)
         if method == "PATCH":
-            for prop, label in _CREATE_ONLY.items():
+            for prop in _CREATE_ONLY:
                 if prop in props and props[prop] != current["properties"].get(prop):
-                    return 409, {}, _error("Conflict", f"{label} can only be set when the database is created.")
+                    return 409, {}, _error("Conflict", f"{prop} can only be set when the database is created.")
             policy = props.get("clusteringPolicy")
             if policy and policy != current["properties"]["clusteringPolicy"] and current["properties"]["clusteringPolicy"] != "NoCluster":
                 return 409, {}, _error("Conflict", "The clustering policy can be updated only if the current value is NoCluster.")

@@ -235,6 +235,25 @@ def test_failed_operation_is_one_clear_line(arm: ArmEmulator, amr: Policy, capsy
                          "The operation failed on the cache nodes.")
 
 
+def test_create_only_update_refused_by_azure_is_one_line(arm: ArmEmulator, amr: Policy) -> None:
+    """Plan never sends such a PATCH; if one got through, ARM's 409 would still be one clear error."""
+    from dataclasses import replace
+
+    from toolkit.policy.model import Module
+    from toolkit.provision.plan import UPDATE, Change, compute_plan
+
+    seed(arm, amr.port)
+    policy = toolkit.load(amr.directory)
+    target = policy.target("amr")
+    target = replace(target, instance=replace(target.instance, modules=(Module("RedisJSON"),)))
+    backend = open_backend(target, credential=FakeCredential())
+    plan = compute_plan(policy, target, backend.read(), publish=False)
+    with pytest.raises(ToolkitError, match=r"\(409 Conflict\): modules can only be set when the database is created"):
+        backend.apply(plan, [Change("database", "modules", UPDATE, [], ["RedisJSON"])], lambda message: None)
+    backend.close()
+    assert arm.database(RG, CLUSTER)["properties"]["modules"] == []
+
+
 def test_missing_resource_group(arm: ArmEmulator, amr: Policy, capsys) -> None:
     arm.resource_groups.clear()
     assert amr.run("plan") == 1

@@ -184,7 +184,6 @@ class AzureBackend:
                 cluster.redis_version if cluster is not None else None),
             cluster_status=ArmStatus(cluster.provisioning_state, cluster.resource_state) if cluster is not None else None,
             database_status=ArmStatus(database.provisioning_state, database.resource_state) if database is not None else None,
-            kind=cluster.kind if cluster is not None else None,
         )
 
     # -- write ---------------------------------------------------------------------------------

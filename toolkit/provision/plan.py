@@ -133,8 +133,8 @@ def _azure_changes(target: Target, declared: InstancePolicy, live: LiveState) ->
         yield _create_database(target, declared)
     for name, want in _declared_items(declared, CLUSTER_FIELDS + DATABASE_FIELDS):
         resource = "cluster" if name in CLUSTER_FIELDS else "database"
-        if (resource == "cluster" and not live.cluster_exists) or not live.database_exists and resource == "database":
-            continue
+        if not (live.cluster_exists if resource == "cluster" else live.database_exists):
+            continue  # the create change carries it
         have = getattr(live.settings, name)
         if not _same(name, want, have):
             yield _azure_change(resource, name, have, want)

@@ -49,7 +49,6 @@ class LiveState:
     redis_version: str | None = None
     cluster_status: ArmStatus | None = None
     database_status: ArmStatus | None = None
-    kind: str | None = None
     config_file: str | None = None
     """Plain Redis: the server's config file ("" when it runs without one, so CONFIG REWRITE cannot persist)."""
     nodes: tuple[str, ...] = ()
