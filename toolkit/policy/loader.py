@@ -6,17 +6,18 @@ Every check runs on every file and all issues are reported together, so one
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from toolkit.errors import PolicyError, PolicyIssue
 from toolkit.policy.classify import Classifier
-from toolkit.policy.durations import parse_duration
+from toolkit.policy.durations import format_duration, parse_duration
 from toolkit.policy.leaks import ADVICE, find_secrets
 from toolkit.policy.model import (
     BUILTIN_TIERS, PERSISTENT, RESERVED_PARAM_NAMES, Auth, AzureRef, CacheAside, ClientOptions, InstancePolicy, InvalidationRule,
@@ -66,18 +67,17 @@ def load(paths: str | Path | Iterable[str | Path] = "policies") -> PolicySet:
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files, issues = policy_files(paths)
-    docs: list[YamlDocument] = []
+    docs: list[tuple[YamlDocument, set[tuple]]] = []
     for file in files:
         doc, file_issues = read_policy_file(file)
         issues.extend(file_issues)
         if doc is None:
             continue
-        schema_issues = validate_document(doc)
+        schema_issues, broken = validate_document(doc)
         issues.extend(schema_issues)
         issues.extend(doc.issue(path, f"{what}: {ADVICE}") for path, what in find_secrets(doc.data))
         issues.extend(_interpolation_outside_targets(doc))
-        if not schema_issues:
-            docs.append(doc)
+        docs.append((doc, broken))
     builder = _Builder(docs)
     policy = builder.build()
     issues.extend(builder.issues)
@@ -106,11 +106,17 @@ def _interpolation_outside_targets(doc: YamlDocument) -> list[PolicyIssue]:
 
 
 class _Builder:
-    """Builds the model from schema-valid documents, collecting semantic issues."""
+    """Builds the model from parsed documents, collecting semantic issues.
 
-    def __init__(self, docs: list[YamlDocument]):
+    Entries with a schema violation (``broken``) are left out of the model but keep their
+    name, so the rest of the set is still checked without follow-on errors such as an
+    "unknown namespace" for a namespace that is merely misspelt inside.
+    """
+
+    def __init__(self, docs: list[tuple[YamlDocument, set[tuple]]]):
         self.docs = docs
         self.issues: list[PolicyIssue] = []
+        self.skipped: dict[str, set[str]] = {section: set() for section in SECTIONS}
 
     def error(self, entry: _Entry, sub: tuple, message: str, *, key: bool = False) -> None:
         self.issues.append(entry.doc.issue(entry.path + sub, message, key=key))
@@ -118,19 +124,36 @@ class _Builder:
     def entries(self, section: str) -> list[_Entry]:
         """The section's items across files; a name defined twice is an issue at its second definition."""
         seen: dict[str, _Entry] = {}
-        for doc in self.docs:
-            for name, data in (doc.data.get(section) or {}).items():
+        for doc, broken in self.docs:
+            items = doc.data.get(section) or {}
+            if (section,) in broken or not isinstance(items, dict):
+                continue
+            for name, data in items.items():
                 entry = _Entry(name, data, doc, (section, name))
                 first = seen.get(name)
                 if first is not None:
                     line, _ = first.doc.position(first.path, key=True)
-                    self.error(entry, (), f"{section} {name!r} is already defined in {first.doc.file}:{line}", key=True)
+                    self.error(entry, (), f"{section} {name!r} is already defined in {first.doc.file}:{line}; "
+                                          "names are unique across the policy set", key=True)
                     continue
                 seen[name] = entry
-        return list(seen.values())
+                if entry.path in broken:
+                    self.skipped[section].add(name)
+        return [entry for name, entry in seen.items() if name not in self.skipped[section]]
+
+    def param(self, entry: _Entry, sub: tuple, name: str, spec: dict) -> Param | None:
+        """A key parameter's spec; None (and an issue) when its pattern is not a regular expression."""
+        pattern = spec.get("pattern")
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                self.error(entry, sub + ("pattern",), f"pattern {pattern!r} is not a valid regular expression: {exc}")
+                return None
+        return Param(name, spec.get("type", "str"), pattern, spec.get("max_length", 128))
 
     def build(self) -> PolicySet:
-        parameters = {e.name: _param(e.name, e.data) for e in self.entries("parameters")}
+        parameters = {e.name: p for e in self.entries("parameters") if (p := self.param(e, (), e.name, e.data))}
         tiers = self.tiers()
         namespaces = {}
         ns_entries = {}
@@ -155,7 +178,7 @@ class _Builder:
         return PolicySet(
             tiers=MappingProxyType(tiers), namespaces=MappingProxyType(namespaces), rules=MappingProxyType(rules),
             targets=MappingProxyType(targets), parameters=MappingProxyType(parameters),
-            sources=tuple(d.file for d in self.docs), digest=digest, document=MappingProxyType(document),
+            sources=tuple(d.file for d, _ in self.docs), digest=digest, document=MappingProxyType(document),
             classifier=Classifier(namespaces.values()),
         )
 
@@ -172,17 +195,23 @@ class _Builder:
                 self.error(entry, ("min",), "a tier's minimum TTL must be above zero (use tier: persistent for keys that never expire)")
                 ok = False
             if high is not None and high < low:
-                self.error(entry, ("max",), "max is below min")
+                self.error(entry, ("max",), f"max {format_duration(high)} is below min {format_duration(low)}")
                 ok = False
-            if default < low or (high is not None and default > high):
-                self.error(entry, ("default",), "default is outside [min, max]")
+            elif default < low or (high is not None and default > high):
+                self.error(entry, ("default",), f"default {format_duration(default)} is outside the tier's own bounds "
+                                                f"({format_duration(low)} to {format_duration(high) if high is not None else 'no upper bound'})")
                 ok = False
             builtin = BUILTIN_TIERS.get(entry.name)
             if builtin is not None and ok:
-                narrower = low >= builtin.min_ms and (builtin.max_ms is None or (high is not None and high <= builtin.max_ms))
-                if not narrower:
-                    self.error(entry, (), f"built-in tier {entry.name!r} can only be narrowed, not widened "
-                                          f"(its bounds are {_bounds(builtin)}); declare a new tier instead")
+                if low < builtin.min_ms:
+                    wider: tuple[str, str] | None = ("min", f"min {format_duration(low)} is below")
+                elif builtin.max_ms is not None and (high is None or high > builtin.max_ms):
+                    wider = ("max", "no max is above" if high is None else f"max {format_duration(high)} is above")
+                else:
+                    wider = None
+                if wider is not None:
+                    self.error(entry, (wider[0],) if wider[0] in entry.data else (), f"built-in tier {entry.name!r} can only be narrowed, "
+                               f"not widened: {wider[1]} its bounds ({_bounds(builtin)}); declare a tier with another name instead")
                     ok = False
             if ok:
                 tiers[entry.name] = Tier(entry.name, low, high, default, entry.data.get("description", ""))
@@ -201,16 +230,21 @@ class _Builder:
             if name in RESERVED_PARAM_NAMES:
                 self.error(entry, ("key",), f"parameter name {name!r} is reserved (it is an option of the engine's "
                                             f"handle methods: {', '.join(sorted(RESERVED_PARAM_NAMES))}); rename it")
-        own = {name: _param(name, spec) for name, spec in (d.get("params") or {}).items()}
+        own: dict[str, Param | None] = {name: self.param(entry, ("params", name), name, spec)
+                                        for name, spec in (d.get("params") or {}).items()}
         for name in own:
             if name not in template.params:
                 self.error(entry, ("params", name), f"parameter {name!r} is not used in key template {d['key']!r}", key=True)
+        if any(own.get(name) is None and name in own for name in template.params):
+            return None
         params = {name: own.get(name) or parameters.get(name) or Param(name) for name in template.params}
         hash_tag = d.get("hash_tag")
         if hash_tag is not None and hash_tag not in template.params:
-            self.error(entry, ("hash_tag",), f"hash_tag {hash_tag!r} is not a parameter of key template {d['key']!r}")
-        if d["key"].startswith(RESERVED_PREFIX.rstrip(":")):
-            self.error(entry, ("key",), f"keys starting with {RESERVED_PREFIX!r} are reserved for the toolkit")
+            self.error(entry, ("hash_tag",), f"hash_tag {hash_tag!r} is not a parameter of key template {d['key']!r} "
+                                             f"(its parameters: {', '.join(template.params) or 'none'})")
+        if _reaches_reserved(template, params, hash_tag):
+            self.error(entry, ("key",), f"key template {d['key']!r} can build keys under {RESERVED_PREFIX!r}, which is "
+                                        "reserved for the toolkit; start it with literal text such as 'app:'")
         ns_type = d["type"]
         if "max_length" in d and ns_type != "list":
             self.error(entry, ("max_length",), f"max_length applies to lists only, not to type {ns_type}")
@@ -226,14 +260,17 @@ class _Builder:
                 if field_ in d:
                     self.error(entry, (field_,), f"a persistent namespace takes no {field_}")
         elif tier_name not in tiers:
-            self.error(entry, ("tier",), f"unknown tier {tier_name!r} (known: {', '.join(sorted(tiers))}, persistent)")
+            if tier_name not in self.skipped["tiers"]:
+                known = sorted(tiers) + [PERSISTENT]
+                self.error(entry, ("tier",), f"unknown tier {tier_name!r} (known: {', '.join(known)}){_suggest(tier_name, known)}")
             return None
         else:
             tier = tiers[tier_name]
             tier_min, tier_max = tier.min_ms, tier.max_ms
             ttl_ms = parse_duration(d["ttl"]) if "ttl" in d else tier.default_ms
             if not tier.contains(ttl_ms):
-                self.error(entry, ("ttl",), f"ttl {d['ttl']!r} is outside tier {tier_name!r} ({_bounds(tier)})")
+                self.error(entry, ("ttl",), f"ttl {format_duration(ttl_ms)} is outside tier {tier_name!r} ({_bounds(tier)}); "
+                                            "choose a ttl inside it or another tier")
         jitter_ms, jitter_pct = 0, 0
         if "jitter" in d and ttl_ms is not None:
             raw = d["jitter"]
@@ -243,12 +280,15 @@ class _Builder:
                 jitter_ms = parse_duration(raw)
             spread = jitter_ms or ttl_ms * jitter_pct // 100
             if tier_max is not None and ttl_ms + spread > tier_max:
-                self.error(entry, ("jitter",), f"ttl + jitter ({ttl_ms + spread} ms) would exceed tier {tier_name!r} max ({tier_max} ms)")
+                self.error(entry, ("jitter",), f"ttl {format_duration(ttl_ms)} + jitter up to {format_duration(spread)} can reach "
+                                               f"{format_duration(ttl_ms + spread)}, above the max of tier {tier_name!r} "
+                                               f"({format_duration(tier_max)}); lower the ttl or the jitter")
         cache = d.get("cache_aside") or {}
         beta = cache.get("early_refresh")
         negative = parse_duration(cache["negative_ttl"]) if "negative_ttl" in cache else None
         if negative is not None and (ttl_ms is None or negative > ttl_ms):
-            self.error(entry, ("cache_aside", "negative_ttl"), "negative_ttl must not exceed the namespace's ttl")
+            self.error(entry, ("cache_aside", "negative_ttl"), "negative_ttl must not exceed the namespace's ttl"
+                       + (f" ({format_duration(ttl_ms)})" if ttl_ms is not None else " (a persistent namespace has none)"))
         return Namespace(
             name=entry.name, template=template, type=ns_type, tier=tier_name, ttl_ms=ttl_ms,
             tier_min_ms=tier_min, tier_max_ms=tier_max, jitter_ms=jitter_ms, jitter_percent=jitter_pct,
@@ -286,7 +326,8 @@ class _Builder:
         for i, name in enumerate(d.get("namespaces", [])):
             ns = namespaces.get(name)
             if ns is None:
-                self.error(entry, ("namespaces", i), f"unknown namespace {name!r}")
+                if name not in self.skipped["namespaces"]:
+                    self.error(entry, ("namespaces", i), f"unknown namespace {name!r}{_suggest(name, list(namespaces))}")
                 ok = False
                 continue
             users.append((f"namespace {name!r}", ("namespaces", i), dict(ns.params)))
@@ -303,14 +344,19 @@ class _Builder:
                     ok = False
                     continue
                 templates[field_].append(template)
-                users.append((f"{field_} {source!r}", where, {p: parameters.get(p) or Param(p) for p in template.params}))
+                specs = {p: parameters.get(p) or Param(p) for p in template.params}
+                users.append((f"{field_} {source!r}", where, specs))
+                if _reaches_reserved(template, specs, d.get("hash_tag")):
+                    self.error(entry, where, f"{field_} template {source!r} can reach keys under {RESERVED_PREFIX!r}, "
+                                             "which is reserved for the toolkit; start it with literal text such as 'app:'")
         hash_tag = d.get("hash_tag")
         if not ok:
             return None
         names = {frozenset(p) for _, _, p in users}
         if len(names) > 1:
             listing = "; ".join(f"{what} uses ({', '.join(p) or 'none'})" for what, _, p in users)
-            self.error(entry, users[-1][1], f"templates disagree on parameters: {listing}")
+            self.error(entry, users[-1][1], f"templates disagree on parameters: {listing}; every namespace and template "
+                                            "of a rule must take the same parameters")
             return None
         params = tuple(users[0][2]) if users else ()
         for name in params:
@@ -395,13 +441,36 @@ class _Builder:
         )
 
 
-def _param(name: str, spec: dict) -> Param:
-    return Param(name, spec.get("type", "str"), spec.get("pattern"), spec.get("max_length", 128))
+def _suggest(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _reaches_reserved(template: KeyTemplate, params: Mapping[str, Param], hash_tag: str | None) -> bool:
+    """Can the template (a key or a glob) produce a key under ``__toolkit__:``?
+
+    Parameters never contain ':', so only the first segment matters: it must be able to
+    render as exactly ``__toolkit__`` or, in a glob, as a prefix of it followed by a wildcard.
+    Conservative for parameters: their type decides, a ``pattern`` is not consulted.
+    """
+    reserved = RESERVED_PREFIX.rstrip(":")
+    regex = []
+    for part in template.segments()[0]:
+        if isinstance(part, tuple):
+            body = f"(?:{params[part[0]].regex()})"
+            regex.append(r"\{" + body + r"\}" if part[0] == hash_tag else body)
+            continue
+        wildcard = re.search(r"[*?\[]", part) if template.glob else None
+        if wildcard is None:
+            regex.append(re.escape(part))
+            continue
+        regex.append(re.escape(part[:wildcard.start()]))
+        prefix = re.compile("".join(regex))
+        return any(prefix.fullmatch(reserved[:i]) for i in range(len(reserved) + 1))
+    return re.fullmatch("".join(regex), reserved) is not None
 
 
 def _bounds(tier: Tier) -> str:
-    from toolkit.policy.durations import format_duration
-
     high = format_duration(tier.max_ms) if tier.max_ms is not None else "no upper bound"
     return f"{format_duration(tier.min_ms)} to {high}"
 

@@ -2,17 +2,24 @@
 
 The file ships inside the package (``toolkit/policy/policy.schema.json``, the same bytes as
 ``schemas/policy.schema.json`` in the repository, which is what editors point at).
+
+jsonschema's own messages are written for schema authors ("is not valid under any of the
+given schemas"); this module turns each error into one line a policy author can act on,
+located at the offending key or value.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import Any
+
 import jsonschema
 
 from toolkit.errors import PolicyIssue
-from toolkit.policy.yamlfile import YamlDocument, dotted
+from toolkit.policy.yamlfile import Path_, YamlDocument, dotted
 
 
 def schema_text() -> str:
@@ -20,57 +27,184 @@ def schema_text() -> str:
 
 
 @lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return json.loads(schema_text())
+
+
+@lru_cache(maxsize=1)
 def _validator() -> jsonschema.Draft202012Validator:
-    return jsonschema.Draft202012Validator(json.loads(schema_text()))
+    return jsonschema.Draft202012Validator(_schema())
 
 
-def _leaf_errors(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
-    """For oneOf/anyOf failures, the most specific sub-errors: "expected a duration" beats "not valid under any"."""
-    if error.validator in ("oneOf", "anyOf") and error.context:
-        deepest = max(len(e.absolute_path) for e in error.context)
-        if deepest > len(error.absolute_path):
-            best = [e for e in error.context if len(e.absolute_path) == deepest]
-            return [leaf for e in best for leaf in _leaf_errors(e)]
-    return [error]
+_KINDS = {"object": "a mapping", "array": "a list", "string": "text", "integer": "an integer", "number": "a number",
+          "boolean": "a boolean (true or false)", "null": "nothing"}
 
 
-def _message(error: jsonschema.ValidationError) -> str:
-    v = error.validator
-    if v == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
-        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
-        return f"unknown field {', '.join(map(repr, extra))}{hint}"
-    if v == "required":
-        return error.message.replace("is a required property", "is required")
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _or(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` (the schema only uses ``#/$defs/name``)."""
+    while "$ref" in schema:
+        schema = _schema()["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _describe(schema: dict[str, Any]) -> str:
+    """A noun phrase for what a (sub)schema accepts: its ``title``, or one derived from its keywords."""
+    schema = _resolve(schema)
+    if "title" in schema:
+        return schema["title"]
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    if "oneOf" in schema or "anyOf" in schema:
+        return _or([_describe(s) for s in schema.get("oneOf", schema.get("anyOf"))])
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        fields = []
+        for name in schema.get("required", []):
+            spec = _resolve(props.get(name, {}))
+            if "const" in spec:
+                fields.append(f"{name}: {spec['const']}")
+            elif "enum" in spec:
+                fields.append(f"{name}: {_or(list(map(str, spec['enum'])))}")
+            else:
+                fields.append(name)
+        return "a mapping with " + " and ".join(fields) if fields else "a mapping"
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum", schema.get("exclusiveMinimum")), schema.get("maximum")
+        if low is not None and high is not None:
+            return f"{_KINDS[kind]} from {low} to {high}"
+        return f"{_KINDS[kind]} of at least {low}" if low is not None else _KINDS[kind]
+    return _KINDS.get(kind, "a value")
+
+
+def _fit(errors: list[jsonschema.ValidationError]) -> int:
+    """How well the value fits one alternative that it fails: 0 wrong kind, 1 missing fields, 2 wrong details."""
+    level = 2
+    for error in errors:
+        here = not error.relative_path
+        if here and error.validator in ("type", "const", "enum"):
+            return 0
+        if list(error.relative_path) == ["type"] and error.validator == "const":
+            return 0  # the discriminator ("type: access-key") names another alternative
+        if here and error.validator in ("oneOf", "anyOf") and error.context:
+            if max(_fit(group) for group in _branches(error).values()) == 0:
+                return 0
+        if here and error.validator == "required":
+            level = 1
+    return level
+
+
+def _branches(error: jsonschema.ValidationError) -> dict[int, list[jsonschema.ValidationError]]:
+    groups: dict[int, list[jsonschema.ValidationError]] = {}
+    for sub in error.context or []:
+        groups.setdefault(sub.relative_schema_path[0], []).append(sub)
+    return groups
+
+
+_Leaf = tuple[jsonschema.ValidationError, "str | None", Path_]
+"""An error to report, the summary message that replaces jsonschema's own (if any) and a sub-path to point at."""
+
+
+def _leaves(error: jsonschema.ValidationError) -> list[_Leaf]:
+    """For a failed oneOf/anyOf: the errors of the one alternative the value was meant to be, or one summary.
+
+    Scalars always get the summary ("expected a duration such as 90s..., got '5x'"); a mapping or list
+    gets the precise errors of the alternative it resembles (the auth with ``type: access-key`` that
+    lacks ``env``), so that the message names the field to fix.
+    """
+    groups = _branches(error) if error.validator in ("oneOf", "anyOf") else {}
+    if not groups:  # not an alternative, or valid under several alternatives of a oneOf: keep the error
+        return [(error, None, ())]
+    if not isinstance(error.instance, (dict, list)):
+        return [(error, f"expected {_describe(error.schema)}, got {_kind_of(error.instance)}", ())]
+    fits = {index: _fit(subs) for index, subs in groups.items()}
+    best = max(fits.values())
+    chosen = [index for index, level in fits.items() if level == best]
+    if best > 0 and len(chosen) == 1:
+        return [leaf for sub in groups[chosen[0]] for leaf in _leaves(sub)]
+    if all(sub.validator == "required" and not sub.relative_path for subs in groups.values() for sub in subs):
+        fields = [name for option in error.validator_value for name in option.get("required", [])]
+        how = "at least one" if error.validator == "anyOf" else "exactly one"
+        return [(error, f"needs {how} of {', '.join(fields)}", ())]
+    tags = [str(t) for o in error.validator_value if (t := _resolve(o).get("properties", {}).get("type", {}).get("const"))]
+    tag = error.instance.get("type") if isinstance(error.instance, dict) else None
+    if tags and tag is not None and tag not in tags:  # ``type`` picks the alternative: point at it
+        return [(error, f"{tag!r} is not one of {', '.join(tags)}{_suggest(tag, tags)}", ("type",))]
+    return [(error, f"expected {_describe(error.schema)}", ())]
+
+
+def _suggest(word: Any, choices: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _message(error: jsonschema.ValidationError, name_error: bool) -> str:
+    v, value = error.validator, error.instance
+    if name_error:
+        if v == "not":
+            return f"{value!r} is reserved (the tier of keys that never expire) and cannot be declared"
+        return f"{value!r} is not a valid name: use lowercase letters, digits and _, starting with a letter (at most 63)"
     if v == "enum":
-        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
-    if v == "pattern" and "ms|s|m|h|d" in str(error.validator_value):
-        return f"{error.instance!r} is not a duration (500ms, 90s, 5m, 1h, 1d or integer seconds)"
-    if v == "oneOf" and isinstance(error.schema, dict) and any("$ref" in s and "duration" in s["$ref"] for s in error.schema.get("oneOf", [])):
-        return f"{error.instance!r} is not a duration (500ms, 90s, 5m, 1h, 1d or integer seconds) or a percentage"
-    if v == "propertyNames" or (v == "pattern" and error.validator_value.startswith("^[a-z][a-z0-9_]")):
-        return f"{error.instance!r} is not a valid name (lowercase letters, digits and _, starting with a letter)"
+        choices = [str(c) for c in error.validator_value]
+        return f"{value!r} is not one of {', '.join(choices)}{_suggest(value, choices)}"
+    if v == "const":
+        return f"must be {json.dumps(error.validator_value)}, got {_kind_of(value)}"
+    if v == "type":
+        return f"expected {_KINDS.get(str(error.validator_value), error.validator_value)}, got {_kind_of(value)}"
+    if v in ("minItems", "minLength", "minProperties") and error.validator_value == 1:
+        return "must not be empty"
+    if v == "maxLength":
+        return f"is longer than {error.validator_value} characters"
+    if v == "pattern":
+        if "title" in error.schema:
+            return f"{value!r} is not {error.schema['title']}"
+        return f"{value!r} does not match the pattern {error.validator_value}"
     return error.message
 
 
-def validate_document(doc: YamlDocument) -> list[PolicyIssue]:
-    """Every schema violation of one file, located at the offending key or value."""
+def validate_document(doc: YamlDocument) -> tuple[list[PolicyIssue], set[Path_]]:
+    """Every schema violation of one file, located at the offending key or value.
+
+    Also returns the paths of the top-level entries (``("namespaces", "user")``, or a whole
+    section) that hold a violation, so that the loader can still check everything else.
+    """
     issues: list[PolicyIssue] = []
+    broken: set[Path_] = set()
     for top in _validator().iter_errors(doc.data):
-        for error in _leaf_errors(top):
-            path = tuple(error.absolute_path)
-            if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-                allowed = set(error.schema.get("properties", {}))
-                for extra in sorted(set(error.instance) - allowed):
-                    line, col = doc.position(path + (extra,), key=True)
-                    issues.append(PolicyIssue(doc.file, line, col, dotted(path + (extra,)), _message(error)))
-                continue
-            if error.validator == "propertyNames":
-                name = error.instance
-                line, col = doc.position(path + (name,), key=True)
-                issues.append(PolicyIssue(doc.file, line, col, dotted(path + (name,)), _message(error)))
-                continue
-            line, col = doc.position(path)
-            issues.append(PolicyIssue(doc.file, line, col, dotted(path), _message(error)))
-    return sorted(set(issues))
+        for error, summary, sub in _leaves(top):
+            path = tuple(error.absolute_path) + sub
+            name_error = "propertyNames" in error.absolute_schema_path
+            if name_error:
+                located = [(path + (error.instance,), True, _message(error, True))]
+            elif summary is not None:
+                located = [(path, False, summary)]
+            elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+                allowed = sorted(error.schema.get("properties", {}))
+                located = [(path + (extra,), True, f"unknown field {extra!r}{_suggest(extra, allowed)} (allowed: {', '.join(allowed)})")
+                           for extra in sorted(set(error.instance) - set(allowed))]
+            elif error.validator == "required" and isinstance(error.instance, dict):
+                located = [(path, True, f"missing required field {name!r}")
+                           for name in error.validator_value if name not in error.instance]
+            else:
+                located = [(path, False, _message(error, False))]
+            for where, at_key, message in located:
+                line, col = doc.position(where, key=at_key)
+                issues.append(PolicyIssue(doc.file, line, col, dotted(where), message))
+                broken.add(where[:2])
+    return sorted(set(issues)), broken

@@ -80,27 +80,72 @@ def _pos(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _children(node: yaml.Node) -> list[tuple[str | int, yaml.Node]]:
+    """A node's children with the path part leading to each (merge keys count as children too)."""
+    if isinstance(node, yaml.MappingNode):
+        return [(str(k.value) if isinstance(k, yaml.ScalarNode) else "?", v) for k, v in node.value]
+    if isinstance(node, yaml.SequenceNode):
+        return list(enumerate(node.value))
+    return []
+
+
+def _check_size(root: yaml.MappingNode) -> None:
+    """Refuse a graph that nests too deep or expands past MAX_NODES, before building anything.
+
+    Aliases share node objects, so each distinct node's expanded size is computed once: an
+    alias bomb of a few hundred bytes is refused in microseconds instead of being expanded.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    open_: set[int] = set()
+
+    def measure(node: yaml.Node, path: Path_, depth: int) -> tuple[int, int]:
+        known = sizes.get(id(node))
+        if known is None:
+            if id(node) in open_:
+                raise _Refused(node, "an alias here refers to a node that contains it (a recursive structure); refused", path)
+            if depth > MAX_DEPTH:
+                raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels; refused", path)
+            open_.add(id(node))
+            count, height = 1, 0
+            for part, child in _children(node):
+                child_count, child_height = measure(child, path + (part,), depth + 1)
+                count, height = count + child_count, max(height, child_height + 1)
+            open_.discard(id(node))
+            known = sizes[id(node)] = (count, height)
+        if depth + known[1] > MAX_DEPTH:
+            raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels once aliases are resolved; refused", path)
+        return known
+
+    if measure(root, (), 0)[0] <= MAX_NODES:
+        return
+    node, path = root, ()
+    while True:  # descend to the smallest subtree that alone is over the limit: that is the culprit
+        heavy = [(part, child) for part, child in _children(node) if sizes[id(child)][0] > MAX_NODES]
+        if not heavy:
+            raise _Refused(node, f"expands to {sizes[id(node)][0]} values once aliases are resolved, over the limit of "
+                                 f"{MAX_NODES} (an alias bomb?); refused", path)
+        part, node = heavy[0]
+        path += (part,)
+
+
 class _Builder:
-    """Turns a composed node graph into plain data, recording positions and refusing what is not plain YAML."""
+    """Turns a composed node graph into plain data, recording positions and refusing what is not plain YAML.
+
+    Runs after ``_check_size``, so its recursion is bounded.
+    """
 
     def __init__(self, doc: YamlDocument):
         self.doc = doc
-        self.count = 0
         self.issues: list[PolicyIssue] = []
 
-    def build(self, node: yaml.Node, path: Path_, depth: int = 0) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES:
-            raise _Refused(node, f"document expands to more than {MAX_NODES} nodes (alias bomb?); refused")
-        if depth > MAX_DEPTH:
-            raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels; refused")
+    def build(self, node: yaml.Node, path: Path_) -> Any:
         self.doc.values.setdefault(path, _pos(node))
         if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
+            return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             if node.tag != _Y + "seq":
                 raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
         if node.tag not in _SCALAR_TAGS:
             raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
         if node.tag == _Y + "timestamp":
@@ -110,14 +155,14 @@ class _Builder:
         except yaml.YAMLError as exc:
             raise _Refused(node, f"invalid scalar: {exc}", path) from None
 
-    def _mapping(self, node: yaml.MappingNode, path: Path_, depth: int) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         if node.tag != _Y + "map":
             raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
         result: dict[str, Any] = {}
         merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _Y + "merge":
-                merged.update(self._merge_sources(value_node, path, depth))
+                merged.update(self._merge_sources(value_node, path))
                 continue
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
                 raise _Refused(key_node, "mapping keys must be plain scalars", path)
@@ -130,18 +175,18 @@ class _Builder:
                 )
                 continue
             self.doc.keys[path + (key,)] = _pos(key_node)
-            result[key] = self.build(value_node, path + (key,), depth + 1)
+            result[key] = self.build(value_node, path + (key,))
         for key, value in merged.items():
             result.setdefault(key, value)
         return result
 
-    def _merge_sources(self, node: yaml.Node, path: Path_, depth: int) -> dict[str, Any]:
+    def _merge_sources(self, node: yaml.Node, path: Path_) -> dict[str, Any]:
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         merged: dict[str, Any] = {}
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
                 raise _Refused(source, "'<<' merges only mappings", path)
-            for key, value in self._mapping(source, path, depth + 1).items():
+            for key, value in self._mapping(source, path).items():
                 merged.setdefault(key, value)
         return merged
 
@@ -181,6 +226,7 @@ def read_policy_file(path: Path) -> tuple[YamlDocument | None, list[PolicyIssue]
         return None, [PolicyIssue(name, *_pos(root), "", "top level must be a mapping (tiers, namespaces, invalidation, targets)")]
     builder = _Builder(doc)
     try:
+        _check_size(root)
         doc.data = builder.build(root, ())
     except _Refused as exc:
         line, col = _pos(exc.node) if exc.node is not None else (1, 1)
