@@ -54,6 +54,22 @@ def _cmd_provision(args: argparse.Namespace) -> int:
                detailed_exitcode=getattr(args, "detailed_exitcode", False))
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from toolkit.audit.command import run
+
+    if args.dry_run and not args.fix_ttl:
+        print("toolkit audit: error: --dry-run goes with --fix-ttl", file=sys.stderr)
+        return EXIT_USAGE
+    return run(args.paths, args.target, output=args.output, match=args.match, sample_memory=args.sample_memory,
+               fix=args.fix_ttl, dry_run=args.dry_run)
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number of keys, got {text!r}")
+    return int(text)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's default exits 2 too; keep its wording, add a hint
         self.print_usage(sys.stderr)
@@ -85,6 +101,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "plan":
             p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when changes are pending")
         p.set_defaults(func=_cmd_provision)
+
+    p = sub.add_parser("audit", help="scan a live keyspace for keys that break the policy; --fix-ttl gives missing TTLs")
+    p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")
+    p.add_argument("--target", metavar="NAME", help="the target (instance) to scan (may be left out when only one is declared)")
+    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--match", metavar="GLOB", help="only keys matching this SCAN pattern")
+    p.add_argument("--sample-memory", type=_count, default=10, metavar="N",
+                   help="MEMORY USAGE of N sampled keys per namespace, extrapolated (default 10, 0: off)")
+    p.add_argument("--fix-ttl", action="store_true", help="set missing TTLs (PEXPIRE NX) and clamp TTLs above the tier "
+                                                          "max (PEXPIRE LT); never deletes or rewrites a value")
+    p.add_argument("--dry-run", action="store_true", help="with --fix-ttl: show the changes without writing")
+    p.set_defaults(func=_cmd_audit)
     return parser
 
 

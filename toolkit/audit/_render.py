@@ -1,0 +1,142 @@
+"""Audit reports as text (for people) or JSON (for pipelines; shape documented in the README)."""
+
+from __future__ import annotations
+
+import json
+
+from toolkit.audit._model import AuditReport, FixReport, NamespaceReport
+from toolkit.policy.durations import format_duration
+
+FORMATS = ("text", "json")
+TOP_PREFIXES = 20
+_KIND_LABEL = {"missing_ttl": "no TTL", "ttl_above_max": "TTL above tier max",
+               "ttl_on_persistent": "TTL on a persistent key", "wrong_type": "wrong Redis type",
+               "ttl_below_min": "TTL below tier min (not a violation)"}
+
+
+def render(report: AuditReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(report.as_dict(), indent=2) + "\n"
+    return _text(report)
+
+
+def approx_ms(ms: int | None) -> str:
+    """A remaining TTL in one readable unit (``22345678`` -> ``6.2h``); None -> ``none``."""
+    if ms is None:
+        return "none"
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size:
+            return f"{ms / size:.1f}".removesuffix(".0") + unit
+    return f"{ms}ms"
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _tier(ns: NamespaceReport) -> str:
+    if ns.ttl_ms is None:
+        return f"{ns.tier} (no TTL)"
+    high = format_duration(ns.tier_max_ms) if ns.tier_max_ms is not None else "..."
+    return f"{ns.tier} ({format_duration(ns.tier_min_ms or 0)}-{high})"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+            for row in rows]
+
+
+def _text(report: AuditReport) -> str:
+    out: list[str] = []
+    where = ", ".join(f"{node} ({strategy})" for node, strategy in report.nodes.items())
+    rate = report.scanned / report.elapsed_s if report.elapsed_s > 0 else 0
+    out.append(f"audit of target {report.target or '?'}: {'cluster' if report.cluster else 'standalone'} {where}")
+    out.append(f"scanned {report.scanned:,} keys{f' matching {report.match!r}' if report.match else ''} "
+               f"in {report.elapsed_s:.1f}s ({rate:,.0f} keys/s); {report.vanished:,} vanished before being probed")
+    out.append(_policy_line(report))
+    out.append("")
+
+    present = [ns for ns in report.namespaces if ns.keys]
+    rows = [["namespace", "type", "tier", "keys", "no TTL", "TTL>max", "TTL on persistent", "wrong type", "TTL<min",
+             "memory (est.)"]]
+    for ns in present:
+        rows.append([ns.name, ns.type, _tier(ns), f"{ns.keys:,}", f"{ns.missing_ttl:,}", f"{ns.ttl_above_max:,}",
+                     f"{ns.ttl_on_persistent:,}", f"{ns.wrong_type:,}", f"{ns.ttl_below_min:,}",
+                     _bytes(ns.memory.estimated_bytes) if ns.memory else "-"])
+    out.extend(_table(rows) if present else ["no key of any namespace"])
+    empty = len(report.namespaces) - len(present)
+    if empty:
+        out.append(f"({empty} namespace{'s' if empty != 1 else ''} without keys: "
+                   f"{', '.join(ns.name for ns in report.namespaces if not ns.keys)})")
+
+    offenders = [ns for ns in present if ns.violations or ns.ttl_below_min]
+    if offenders:
+        out.append("")
+        out.append("examples:")
+        for ns in offenders:
+            for kind, keys in ns.examples.items():
+                extra = f" (found: {', '.join(f'{t} {n:,}' for t, n in ns.found_types.items())})" if kind == "wrong_type" else ""
+                out.append(f"  {ns.name}: {_KIND_LABEL[kind]}{extra}: {', '.join(keys)}")
+
+    if report.unknown_keys:
+        out.append("")
+        out.append(f"keys in no namespace: {report.unknown_keys:,} under {len(report.unknown):,} prefix"
+                   f"{'es' if len(report.unknown) != 1 else ''}")
+        for group in report.unknown[:TOP_PREFIXES]:
+            out.append(f"  {group.prefix:<24} {group.keys:>12,}   e.g. {', '.join(group.examples)}")
+        if len(report.unknown) > TOP_PREFIXES:
+            out.append(f"  ... {len(report.unknown) - TOP_PREFIXES:,} more prefixes (all of them in --output json)")
+    if report.fix is not None:
+        out.append("")
+        out.extend(_fix_lines(report.fix))
+    out.append("")
+    out.append(_verdict(report))
+    return "\n".join(out) + "\n"
+
+
+def _policy_line(report: AuditReport) -> str:
+    local = report.policy.local_digest[:12]
+    published = report.policy.published
+    if published is None:
+        return f"policy: no policy published on the instance (run toolkit apply); local files {local}"
+    applied = f"{published.get('digest', '?')[:12]} (applied {published.get('applied_at', '?')} by {published.get('applied_by', '?')})"
+    if report.policy.matches:
+        return f"policy: instance runs {applied}, same as the local files"
+    return f"policy: instance runs {applied}, the local files are {local}: DIFFERENT"
+
+
+def _fix_lines(fix: FixReport) -> list[str]:
+    head = "fix-ttl (dry run, nothing written):" if fix.dry_run else "fix-ttl:"
+    if not fix.namespaces:
+        return [f"{head} nothing to fix"]
+    lines = [head]
+    verb_set, verb_clamp = ("would set", "would clamp") if fix.dry_run else ("set", "clamped")
+    for ns in fix.namespaces:
+        parts = []
+        if ns.ttl_set:
+            parts.append(f"{verb_set} a TTL on {ns.ttl_set:,} keys")
+        if ns.ttl_clamped:
+            parts.append(f"{verb_clamp} {ns.ttl_clamped:,} TTLs")
+        if ns.declined:
+            parts.append(f"{ns.declined:,} declined (the key changed meanwhile)")
+        lines.append(f"  {ns.namespace}: {'; '.join(parts)}")
+        for c in ns.examples:
+            status = "" if c.applied or fix.dry_run else " (declined)"
+            lines.append(f"    {c.key}: {approx_ms(c.before_ms)} -> {approx_ms(c.ttl_ms)}{status}")
+    return lines
+
+
+def _verdict(report: AuditReport) -> str:
+    if report.compliant:
+        fixed = f" after fixing {report.fix.fixed:,}" if report.fix and report.fix.fixed else ""
+        return f"compliant{fixed}"
+    found = f"{report.violations:,} violation{'s' if report.violations != 1 else ''}"
+    if report.fix and report.fix.fixed:
+        return f"{found}, {report.fix.fixed:,} fixed, {report.outstanding:,} left"
+    return found
