@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from toolkit.audit._model import (
     FORMAT_VERSION, AuditReport, Change, FixReport, MemoryEstimate, NamespaceFix, NamespaceReport, PolicyStatus,
@@ -18,6 +18,9 @@ from toolkit.audit._model import (
 )
 from toolkit.errors import ToolkitError
 from toolkit.policy.model import PolicySet
+
+if TYPE_CHECKING:
+    from toolkit.audit._fix import Fixer
 
 __all__ = [
     "FORMAT_VERSION", "AuditError", "AuditReport", "Change", "FixReport", "MemoryEstimate", "NamespaceFix",
@@ -54,7 +57,7 @@ def fix_ttl(policy: PolicySet, client: Any, *, target: str = "", match: str | No
 
 
 def _audit(policy: PolicySet, client: Any, target: str, match: str | None, sample_memory: int,
-           progress: Progress | None, fixer: Any) -> AuditReport:
+           progress: Progress | None, fixer: "Fixer | None") -> AuditReport:
     from redis.exceptions import RedisError
 
     from toolkit.audit._scan import Walker, memory_usage

@@ -14,6 +14,10 @@ _KIND_LABEL = {"missing_ttl": "no TTL", "ttl_above_max": "TTL above tier max",
                "ttl_below_min": "TTL below tier min (not a violation)"}
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def render(report: AuditReport, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report.as_dict(), indent=2) + "\n"
@@ -57,7 +61,7 @@ def _text(report: AuditReport) -> str:
     where = ", ".join(f"{node} ({strategy})" for node, strategy in report.nodes.items())
     rate = report.scanned / report.elapsed_s if report.elapsed_s > 0 else 0
     out.append(f"audit of target {report.target or '?'}: {'cluster' if report.cluster else 'standalone'} {where}")
-    out.append(f"scanned {report.scanned:,} keys{f' matching {report.match!r}' if report.match else ''} "
+    out.append(f"scanned {_n(report.scanned, 'key')}{f' matching {report.match!r}' if report.match else ''} "
                f"in {report.elapsed_s:.1f}s ({rate:,.0f} keys/s); {report.vanished:,} vanished before being probed")
     out.append(_policy_line(report))
     out.append("")
@@ -86,8 +90,8 @@ def _text(report: AuditReport) -> str:
 
     if report.unknown_keys:
         out.append("")
-        out.append(f"keys in no namespace: {report.unknown_keys:,} under {len(report.unknown):,} prefix"
-                   f"{'es' if len(report.unknown) != 1 else ''}")
+        prefixes = f"{len(report.unknown):,} prefix{'' if len(report.unknown) == 1 else 'es'}"
+        out.append(f"keys in no namespace: {report.unknown_keys:,} under {prefixes}")
         for group in report.unknown[:TOP_PREFIXES]:
             out.append(f"  {group.prefix:<24} {group.keys:>12,}   e.g. {', '.join(group.examples)}")
         if len(report.unknown) > TOP_PREFIXES:
@@ -120,9 +124,9 @@ def _fix_lines(fix: FixReport) -> list[str]:
     for ns in fix.namespaces:
         parts = []
         if ns.ttl_set:
-            parts.append(f"{verb_set} a TTL on {ns.ttl_set:,} keys")
+            parts.append(f"{verb_set} a TTL on {_n(ns.ttl_set, 'key')}")
         if ns.ttl_clamped:
-            parts.append(f"{verb_clamp} {ns.ttl_clamped:,} TTLs")
+            parts.append(f"{verb_clamp} {_n(ns.ttl_clamped, 'TTL')}")
         if ns.declined:
             parts.append(f"{ns.declined:,} declined (the key changed meanwhile)")
         lines.append(f"  {ns.namespace}: {'; '.join(parts)}")
@@ -136,7 +140,7 @@ def _verdict(report: AuditReport) -> str:
     if report.compliant:
         fixed = f" after fixing {report.fix.fixed:,}" if report.fix and report.fix.fixed else ""
         return f"compliant{fixed}"
-    found = f"{report.violations:,} violation{'s' if report.violations != 1 else ''}"
+    found = _n(report.violations, "violation")
     if report.fix and report.fix.fixed:
         return f"{found}, {report.fix.fixed:,} fixed, {report.outstanding:,} left"
     return found

@@ -97,13 +97,17 @@ class _NodeWalk:
         self._conn = self._pool.get_connection()
         self._sha = b""
         self.strategy = PIPELINE
-        try:
-            self._sha = self._call("SCRIPT", "LOAD", PROBE_SCRIPT)
-            self.strategy = LUA
-        except ResponseError:
-            pass  # scripting refused or too old for script flags: pipelined probes
         self._probing: list[bytes] | None = None
-        self._send(b"0")
+        try:
+            try:
+                self._sha = self._call("SCRIPT", "LOAD", PROBE_SCRIPT)
+                self.strategy = LUA
+            except ResponseError:
+                pass  # scripting refused or too old for script flags: pipelined probes
+            self._send(b"0")
+        except BaseException:
+            self.close(broken=True)
+            raise
 
     def _call(self, *args: Any) -> Any:
         self._conn.send_command(*args)
