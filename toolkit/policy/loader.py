@@ -82,7 +82,7 @@ def load(paths: str | Path | Iterable[str | Path] = "policies") -> PolicySet:
     policy = builder.build()
     issues.extend(builder.issues)
     if issues:
-        raise PolicyError(issues)
+        raise PolicyError(list(set(issues)))  # an anchor merged twice would report its mistakes twice
     return policy
 
 
@@ -97,7 +97,7 @@ def _interpolation_outside_targets(doc: YamlDocument) -> list[PolicyIssue]:
             for i, v in enumerate(value):
                 walk(v, path + (i,))
         elif isinstance(value, str) and _ENV_REF.search(value):
-            found.append(doc.issue(path, "${...} interpolation is allowed in targets only"))
+            found.append(doc.issue(path, "${...} interpolation is allowed in targets only: write the value itself"))
 
     for section, value in doc.data.items():
         if section != "targets":
@@ -362,7 +362,8 @@ class _Builder:
         for name in params:
             kinds = {(p[name].type, p[name].pattern) for _, _, p in users}
             if len(kinds) > 1:
-                self.error(entry, (), f"templates disagree on parameter {name!r}: declared as {sorted(kinds, key=str)}")
+                listing = "; ".join(f"{what} takes {_param_kind(p[name])}" for what, _, p in users)
+                self.error(entry, (), f"templates disagree on the type of parameter {name!r}: {listing}", key=True)
                 return None
         if hash_tag is not None and hash_tag not in params:
             self.error(entry, ("hash_tag",), f"hash_tag {hash_tag!r} is not a parameter of this rule")
@@ -399,7 +400,7 @@ class _Builder:
         default_port, default_tls = _PROVIDER_DEFAULTS[provider]
         if provider == "redis":
             if not d.get("url") and not d.get("host"):
-                self.error(entry, ("provider",), "a redis target needs 'url' or 'host'")
+                self.error(entry, (), "a redis target needs 'url' or 'host'", key=True)
             if "azure" in d:
                 self.error(entry, ("azure",), "'azure' applies to azure-managed-redis and azure-cache-for-redis targets only", key=True)
             for field_ in sorted(set(d.get("instance") or {}) - _PLAIN_REDIS_INSTANCE_FIELDS):
@@ -468,6 +469,10 @@ def _reaches_reserved(template: KeyTemplate, params: Mapping[str, Param], hash_t
         prefix = re.compile("".join(regex))
         return any(prefix.fullmatch(reserved[:i]) for i in range(len(reserved) + 1))
     return re.fullmatch("".join(regex), reserved) is not None
+
+
+def _param_kind(param: Param) -> str:
+    return param.type + (f" matching {param.pattern!r}" if param.pattern else "")
 
 
 def _bounds(tier: Tier) -> str:

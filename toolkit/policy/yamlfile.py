@@ -76,6 +76,14 @@ class _Refused(Exception):
         self.path = path
 
 
+def _plain(node: yaml.Node, path: Path_) -> None:
+    """Refuse a node whose tag asks for anything but a plain mapping, list or scalar (``!!python/object``...)."""
+    allowed = {yaml.MappingNode: {_Y + "map"}, yaml.SequenceNode: {_Y + "seq"}}.get(type(node), _SCALAR_TAGS)
+    if node.tag not in allowed:
+        shown = "!!" + node.tag[len(_Y):] if node.tag.startswith(_Y) else node.tag
+        raise _Refused(node, f"tag {shown} is not allowed: policy files are plain YAML (no tags)", path)
+
+
 def _pos(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -142,12 +150,9 @@ class _Builder:
         self.doc.values.setdefault(path, _pos(node))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
+        _plain(node, path)
         if isinstance(node, yaml.SequenceNode):
-            if node.tag != _Y + "seq":
-                raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        if node.tag not in _SCALAR_TAGS:
-            raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
         if node.tag == _Y + "timestamp":
             return node.value  # dates stay text: no policy field is a date
         try:
@@ -156,8 +161,7 @@ class _Builder:
             raise _Refused(node, f"invalid scalar: {exc}", path) from None
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
-        if node.tag != _Y + "map":
-            raise _Refused(node, f"tag {node.tag!r} is not allowed: policy files are plain YAML", path)
+        _plain(node, path)
         result: dict[str, Any] = {}
         merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -213,7 +217,9 @@ def read_policy_file(path: Path) -> tuple[YamlDocument | None, list[PolicyIssue]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = exc.problem or exc.context or "invalid YAML"
+        reason = exc.problem or exc.context or "cannot parse"
+        if exc.problem and exc.context and exc.context_mark:  # e.g. "... while scanning a quoted scalar" (where it began)
+            reason += f" {exc.context} started at line {exc.context_mark.line + 1} column {exc.context_mark.column + 1}"
         return None, [PolicyIssue(name, line, col, "", f"invalid YAML: {reason}")]
     except yaml.YAMLError as exc:
         return None, [PolicyIssue(name, 1, 1, "", f"invalid YAML: {exc}")]
