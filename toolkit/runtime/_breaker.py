@@ -1,7 +1,9 @@
 """A circuit breaker around Redis: after N consecutive connection failures, stop waiting on timeouts.
 
 While open, calls fail at once (fail-open namespaces then behave as a miss). After the
-cool-down one caller is let through as a probe; its success closes the breaker.
+cool-down one caller is let through as a probe; its success closes the breaker. A probe
+that never reports back (its call raised something else, its thread died) holds the probe
+slot for one cool-down only, so the breaker can never stay open for good.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ class CircuitBreaker:
         self.cooldown_s = cooldown_s
         self._failures = 0
         self._opened_at: float | None = None
-        self._probing = False
+        self._probe_at: float | None = None
         self._lock = threading.Lock()
 
     @property
     def state(self) -> str:
-        if self._opened_at is None:
+        opened_at = self._opened_at  # read once: another thread may close the breaker meanwhile
+        if opened_at is None:
             return "closed"
-        return "half-open" if time.monotonic() - self._opened_at >= self.cooldown_s else "open"
+        return "half-open" if time.monotonic() - opened_at >= self.cooldown_s else "open"
 
     def allow(self) -> bool:
         """May a call go to Redis now? (Hot path: one attribute read while closed.)"""
@@ -32,9 +35,12 @@ class CircuitBreaker:
         with self._lock:
             if self._opened_at is None:
                 return True
-            if self._probing or time.monotonic() - self._opened_at < self.cooldown_s:
+            now = time.monotonic()
+            if now - self._opened_at < self.cooldown_s:
                 return False
-            self._probing = True
+            if self._probe_at is not None and now - self._probe_at < self.cooldown_s:
+                return False  # a probe is out
+            self._probe_at = now
             return True
 
     def success(self) -> None:
@@ -42,11 +48,11 @@ class CircuitBreaker:
             with self._lock:
                 self._failures = 0
                 self._opened_at = None
-                self._probing = False
+                self._probe_at = None
 
     def failure(self) -> None:
         with self._lock:
             self._failures += 1
-            if self._probing or self._failures >= self.threshold:
+            if self._probe_at is not None or self._failures >= self.threshold:
                 self._opened_at = time.monotonic()
-                self._probing = False
+                self._probe_at = None

@@ -138,11 +138,14 @@ class CacheAside:
         while time.monotonic() < deadline:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+            # The lock first, then the value: an owner stores before it releases, so a lock seen
+            # gone means a value we will read, unless the owner gave up (its loader failed).
+            held = engine.run(Op(ns, ("EXISTS", lock_key), None, OTHER, 0))
             found, value, _ = self._read(handle, key, with_ttl=False)
             if found:
                 return value
-            if not engine.run(Op(ns, ("EXISTS", lock_key), None, OTHER, 0)):
-                break  # the owner gave up (its loader failed): load ourselves rather than wait out the timeout
+            if not held:
+                break  # the owner gave up: load ourselves rather than wait out the timeout
         return self._load(handle, key, params, loader)
 
     def _load(self, handle: "Handle", key: str, params: dict[str, Any], loader: Callable[[], Any]) -> Any:
