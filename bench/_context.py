@@ -1,0 +1,81 @@
+"""What every workload shares: the server, one redis-py client, engines, sizes and the 1M-key keyspace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+import toolkit
+
+HERE = Path(__file__).resolve().parent
+RUNTIME_POLICIES = HERE / "policies" / "runtime"
+KEYSPACE_POLICIES = HERE / "policies" / "keyspace"
+KEYSPACE_FIELDS = ("name", "email", "age", "profile", "prefs")
+"""Five keys per user, as the keyspace policy declares them."""
+
+# Writes user:<id>:<field> for ids ARGV[1] .. ARGV[2]-1, every field with its namespace's TTL
+# (so the audit finds a compliant keyspace): a million keys in seconds, not a million round trips.
+_FILL = """
+local fields = {name=21600000, email=21600000, age=21600000, profile=1800000, prefs=3600000}
+for id = tonumber(ARGV[1]), tonumber(ARGV[2]) - 1 do
+  for f, ttl in pairs(fields) do
+    redis.call('SET', 'user:' .. id .. ':' .. f, 'x', 'PX', ttl)
+  end
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    single_ops: int
+    """Operations per round of a single-key workload."""
+    pipeline_ops: int
+    pipelines_per_round: int
+    cache_aside_ops: int
+    keyspace_keys: int
+    classify_keys: int
+    rounds: int
+    audit_rounds: int
+    """An audit of 1M keys takes seconds: fewer rounds than the other workloads in a quick run."""
+
+
+FULL = Sizes(single_ops=20_000, pipeline_ops=10_000, pipelines_per_round=5, cache_aside_ops=20_000,
+             keyspace_keys=1_000_000, classify_keys=200_000, rounds=5, audit_rounds=5)
+QUICK = Sizes(single_ops=2_000, pipeline_ops=10_000, pipelines_per_round=1, cache_aside_ops=2_000,
+              keyspace_keys=1_000_000, classify_keys=20_000, rounds=3, audit_rounds=1)
+
+
+@dataclass
+class Context:
+    port: int
+    sizes: Sizes
+    quick: bool
+    client: redis.Redis
+    """Raw redis-py (bytes): the baseline's client, and the engines' too, so both share one pool."""
+    _engines: dict[Path, Any] = field(default_factory=dict)
+    _keyspace_loaded: bool = False
+
+    def engine(self, policies: Path = RUNTIME_POLICIES) -> "toolkit.Engine":
+        """An engine over the shared client (built once per policy directory)."""
+        if policies not in self._engines:
+            self._engines[policies] = toolkit.connect(toolkit.load(policies), client=self.client)
+        return self._engines[policies]
+
+    def keyspace(self) -> int:
+        """Fill the database with ``keyspace_keys`` user:<id>:<field> keys (once); returns the user count."""
+        users = self.sizes.keyspace_keys // len(KEYSPACE_FIELDS)
+        if not self._keyspace_loaded:
+            self.client.flushdb()
+            step = 20_000
+            for start in range(0, users, step):
+                self.client.eval(_FILL, 0, start, min(start + step, users))
+            self._keyspace_loaded = True
+        return users
+
+    def forget_keyspace(self) -> None:
+        """Workloads that flush the database call this so the keyspace is loaded again when needed."""
+        self._keyspace_loaded = False
