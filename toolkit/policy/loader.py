@@ -528,7 +528,29 @@ def _may_overlap(a: Namespace, b: Namespace) -> bool:
             return False
         if not (pa.startswith(pb) or pb.startswith(pa)) or not (sa.endswith(sb) or sb.endswith(sa)):
             return False
+        if not _chars_possible(seg_a, seg_b, b) or not _chars_possible(seg_b, seg_a, a):
+            return False
     return True
+
+
+def _chars_possible(segment: list, other: list, other_ns: Namespace) -> bool:
+    """Can ``other`` produce every literal character of ``segment``? If not, the two never render alike.
+
+    ``order:{id}.json`` and ``order:{id}`` with an int ``id`` differ: no int value holds a '.'.
+    """
+    literals = "".join(p for p in other if isinstance(p, str))
+    params = [other_ns.params[p[0]] for p in other if isinstance(p, tuple)]
+    for ch in set("".join(p for p in segment if isinstance(p, str))):
+        if ch not in literals and not any(_holds(param, ch) for param in params):
+            return False
+    return True
+
+
+def _holds(param: Param, ch: str) -> bool:
+    """Can some value of ``param`` contain the character ``ch``?"""
+    if param.type == "uuid":
+        return ch in "0123456789abcdef-"
+    return re.fullmatch(param.regex(), ch) is not None
 
 
 def _segment_accepts(segment: list, ns: Namespace, literal: str) -> bool:

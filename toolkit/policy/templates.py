@@ -1,7 +1,7 @@
 """Key templates: parsing ``user:{user_id}:profile``, building keys safely, and globs for SCAN.
 
-A parameter value can never contain ``:``, glob characters, braces, whitespace or control
-characters, whatever its declared type. That single rule is what makes keys safe by
+A parameter value can never contain ``:``, glob characters, braces, whitespace, control or
+invisible (zero-width, bidi) characters, whatever its declared type. That single rule is what makes keys safe by
 construction: a value cannot reach into another namespace (``:``), widen a SCAN match
 (``*``), or move a key to another cluster slot (``{``).
 """
@@ -16,11 +16,13 @@ from toolkit.errors import PolicyViolation
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_FORBIDDEN = re.compile(r"[:*?\[\]\\{}\s\x00-\x1f\x7f]")
-_BAD_KEY_LITERAL = re.compile(r"[*?\[\]\\\s\x00-\x1f\x7f]")
-_BAD_GLOB_LITERAL = re.compile(r"[\s\x00-\x1f\x7f]")
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+"""C0 and C1 controls and the invisible format characters (zero-width, bidi overrides) that make two keys look alike."""
+_FORBIDDEN = re.compile(rf"[:*?\[\]\\{{}}\s{_CONTROL}]")
+_BAD_KEY_LITERAL = re.compile(rf"[*?\[\]\\\s{_CONTROL}]")
+_BAD_GLOB_LITERAL = re.compile(rf"[\s{_CONTROL}]")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-_TYPE_CHARS = {"str": r"[^:*?\[\]\\{}\s\x00-\x1f\x7f]", "int": r"[0-9]", "slug": r"[a-z0-9_-]"}
+_TYPE_CHARS = {"str": rf"[^:*?\[\]\\{{}}\s{_CONTROL}]", "int": r"[0-9]", "slug": r"[a-z0-9_-]"}
 _UUID_REGEX = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 
@@ -65,7 +67,7 @@ class Param:
         bad = _FORBIDDEN.search(text)
         if bad:
             return (f"parameter {self.name!r}: value {text!r} contains {bad.group()!r}; key parameters may not contain "
-                    "':', glob characters (* ? [ ] \\), braces, whitespace or control characters")
+                    "':', glob characters (* ? [ ] \\), braces, whitespace, control or invisible characters")
         if self._pattern is not None and self._valid(text) is not None:  # type: ignore[attr-defined]
             return f"parameter {self.name!r}: value {text!r} does not match pattern {self.pattern!r}"
         return f"parameter {self.name!r}: value {text!r} is not of type {self.type}"

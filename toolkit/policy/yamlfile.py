@@ -145,6 +145,8 @@ class _Builder:
     def __init__(self, doc: YamlDocument):
         self.doc = doc
         self.issues: list[PolicyIssue] = []
+        self.built: set[int] = set()
+        """Mappings already built once: an anchor merged or aliased again reports its duplicates only once."""
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.doc.values.setdefault(path, _pos(node))
@@ -162,6 +164,8 @@ class _Builder:
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         _plain(node, path)
+        first_time = id(node) not in self.built
+        self.built.add(id(node))
         result: dict[str, Any] = {}
         merged: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -173,10 +177,11 @@ class _Builder:
             key = str(key_node.value)
             if key in result:
                 line, col = self.doc.keys[path + (key,)]
-                self.issues.append(
-                    PolicyIssue(self.doc.file, *_pos(key_node), dotted(path + (key,)),
-                                f"duplicate key {key!r} (first defined at line {line}); YAML would silently keep the last one")
-                )
+                if first_time:
+                    self.issues.append(
+                        PolicyIssue(self.doc.file, *_pos(key_node), dotted(path + (key,)),
+                                    f"duplicate key {key!r} (first defined at line {line}); YAML would silently keep the last one")
+                    )
                 continue
             self.doc.keys[path + (key,)] = _pos(key_node)
             result[key] = self.build(value_node, path + (key,))
