@@ -204,11 +204,21 @@ def test_half_open_breaker_lets_one_probe_through(policies, black_hole: BlackHol
     assert engine.breaker_state == "open"  # the probe timed out: open again for another cool-down
 
 
-def test_redis_killed_and_restarted_mid_run(policies, own_server: RedisServer):
-    """Four threads keep calling while redis-server is SIGKILLed and restarted on the same port."""
+@pytest.mark.parametrize("built_by", ["caller", "target"])
+def test_redis_killed_and_restarted_mid_run(policies, own_server: RedisServer, monkeypatch: pytest.MonkeyPatch,
+                                            built_by: str):
+    """Four threads keep calling while redis-server is SIGKILLed and restarted on the same port.
+
+    Once with the caller's quick-to-give-up client, once with the client and breaker settings of
+    the ``local`` target (redis-py retries with backoff, a one-second cool-down).
+    """
     server = own_server
     raw = redis.Redis(port=server.port)
-    engine = Engine(policies, fast_client(server.port), ClientOptions(breaker_threshold=3, breaker_cooldown_ms=200))
+    if built_by == "caller":
+        engine = Engine(policies, fast_client(server.port), ClientOptions(breaker_threshold=3, breaker_cooldown_ms=200))
+    else:
+        monkeypatch.setenv("TOOLKIT_LOCAL_PORT", str(server.port))
+        engine = toolkit.connect(policies, "local")
     stop = threading.Event()
     failures: list[BaseException] = []
     rounds = [0] * 4
@@ -257,6 +267,7 @@ def test_redis_killed_and_restarted_mid_run(policies, own_server: RedisServer):
         stop.set()
         for t in threads:
             t.join(10)
+        engine.close()
     assert failures == []
     assert "open" in states
     for name in ("user_data", "user", "session", "user_recent", "user_name"):
