@@ -61,7 +61,8 @@ def _text(report: AuditReport) -> str:
     where = ", ".join(f"{node} ({strategy})" for node, strategy in report.nodes.items())
     rate = report.scanned / report.elapsed_s if report.elapsed_s > 0 else 0
     out.append(f"audit of target {report.target or '?'}: {'cluster' if report.cluster else 'standalone'} {where}")
-    out.append(f"scanned {_n(report.scanned, 'key')}{f' matching {report.match!r}' if report.match else ''} "
+    reserved = f" ({report.reserved_keys:,} reserved for the toolkit)" if report.reserved_keys else ""
+    out.append(f"scanned {_n(report.scanned, 'key')}{f' matching {report.match!r}' if report.match else ''}{reserved} "
                f"in {report.elapsed_s:.1f}s ({rate:,.0f} keys/s); {report.vanished:,} vanished before being probed")
     out.append(_policy_line(report))
     out.append("")

@@ -8,12 +8,13 @@ three RESP elements per key in pure Python costs more than the server's work.
 One request is always in flight: as soon as a page's reply is read, the next request
 (the probe of the keys just scanned plus the following SCAN) is sent, and the caller
 classifies the page while the server works. An OSS cluster is walked one primary after
-the other (the Python side is the bottleneck, so walking them at once gains nothing and
-loads every node together); the script runs there with its keys as ARGV and the
-``allow-cross-slot-keys`` flag, so the node itself refuses a key it does not own instead
-of answering "no such key". Where scripts are refused (Redis < 7, a proxy
-spreading one page over several shards), the node falls back to pipelined TYPE and PTTL
-sent through the top-level client, which routes every key to its owner.
+the other: walking all three at once was no faster here (one Python process classifies
+every page) and kept every node busy together, which made PINGs wait up to 40 ms on a
+2-core host. On a node the script takes its keys as ARGV with the ``allow-cross-slot-keys``
+flag, so the node itself refuses a key it does not own instead of answering "no such
+key". Where scripts are refused (Redis < 7, an ACL without @scripting, a proxy spreading
+one page over several shards), the node falls back to pipelined TYPE and PTTL sent
+through the top-level client, which routes every key to its owner.
 """
 
 from __future__ import annotations
