@@ -28,9 +28,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         if args.output == "json":
             print(json.dumps({"valid": False, "errors": [i.as_dict() for i in exc.issues]}, indent=2))
         else:
-            for issue in exc.issues:
+            for issue in exc.issues:  # one line per mistake and nothing else: editors and CI annotate them as they are
                 print(issue, file=sys.stderr)
-            print(f"{len(exc.issues)} error{'s' if len(exc.issues) != 1 else ''}", file=sys.stderr)
         return EXIT_ERROR
     if args.output == "json":
         print(json.dumps({
