@@ -325,6 +325,20 @@ def test_progress_only_on_a_terminal(redis_client, policy_dir):
     assert "40 keys scanned" in tty.getvalue() and "keys/s" in tty.getvalue()
 
 
+def test_text_report(redis_client, policy_dir, capsys):
+    seed_mixed(redis_client)
+    assert main(["audit", str(policy_dir), "--target", "local", "--sample-memory", "0"]) == 3
+    out = capsys.readouterr().out
+    assert "scanned 38 keys in " in out and "standalone 127.0.0.1:" in out and "(lua)" in out
+    assert "policy: no policy published on the instance" in out
+    row = next(line.split() for line in out.splitlines() if line.startswith("profile "))
+    assert row[:3] == ["profile", "string", "stable"] and row[4:11] == ["13", "3", "2", "0", "2", "1", "-"]
+    assert "  profile: wrong Redis type (found: hash 2): profile:11, profile:12" in out
+    assert "  config: TTL on a persistent key: config:banner" in out
+    assert "keys in no namespace: 8 under 5 prefixes" in out
+    assert out.rstrip().endswith(f"{FIXABLE + UNFIXABLE} violations")
+
+
 def test_json_document(redis_client, policy_dir, capsys):
     seed_mixed(redis_client)
     assert main(["audit", str(policy_dir), "--target", "local", "--output", "json", "--sample-memory", "2"]) == 3

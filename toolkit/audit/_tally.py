@@ -55,6 +55,7 @@ class _NamespaceTally:
         self.samples: list[bytes] = []
 
     def example(self, kind: str, key: bytes) -> None:
+        """Keep the first few keys of a kind (the report sorts them, SCAN order being arbitrary)."""
         found = self.examples.setdefault(kind, [])
         if len(found) < EXAMPLES:
             found.append(display(key))
@@ -66,7 +67,7 @@ class _NamespaceTally:
             tier_max_ms=ns.tier_max_ms, keys=self.keys, missing_ttl=self.missing_ttl,
             ttl_above_max=self.ttl_above_max, ttl_on_persistent=self.ttl_on_persistent, wrong_type=self.wrong_type,
             ttl_below_min=self.ttl_below_min, found_types=dict(sorted(self.found_types.items())),
-            examples={kind: tuple(keys) for kind, keys in sorted(self.examples.items())}, memory=memory,
+            examples={kind: tuple(sorted(keys)) for kind, keys in sorted(self.examples.items())}, memory=memory,
         )
 
 
@@ -154,4 +155,4 @@ class Tally:
 
     def prefix_groups(self) -> tuple[PrefixGroup, ...]:
         groups: Iterable[tuple[bytes, list]] = sorted(self._prefixes.items(), key=lambda item: (-item[1][0], item[0]))
-        return tuple(PrefixGroup(display(prefix), count, tuple(examples)) for prefix, (count, examples) in groups)
+        return tuple(PrefixGroup(display(prefix), count, tuple(sorted(examples))) for prefix, (count, examples) in groups)
