@@ -3,15 +3,16 @@
 PyYAML alone is not enough for policy files: it keeps the last of two duplicate keys
 silently, constructs arbitrary Python objects for ``!!python/...`` tags with the full
 loader, and expands alias bombs until memory runs out. This reader composes the node
-graph with the C parser, then builds plain dicts, lists and scalars itself, refusing
-anything else and counting nodes as aliases expand, so a hostile file fails fast.
+graph with the C parser, measures what it would expand to (aliases share nodes, so that
+costs at most MAX_NODES steps), then builds plain dicts, lists and scalars itself, refusing
+anything else: a hostile file fails in milliseconds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
@@ -88,52 +89,51 @@ def _pos(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def _children(node: yaml.Node) -> list[tuple[str | int, yaml.Node]]:
+def _children(node: yaml.Node) -> Iterator[tuple[str | int, yaml.Node]]:
     """A node's children with the path part leading to each (merge keys count as children too)."""
     if isinstance(node, yaml.MappingNode):
-        return [(str(k.value) if isinstance(k, yaml.ScalarNode) else "?", v) for k, v in node.value]
-    if isinstance(node, yaml.SequenceNode):
-        return list(enumerate(node.value))
-    return []
+        for key, value in node.value:
+            yield (str(key.value) if isinstance(key, yaml.ScalarNode) else "?"), value
+    elif isinstance(node, yaml.SequenceNode):
+        yield from enumerate(node.value)
 
 
 def _check_size(root: yaml.MappingNode) -> None:
     """Refuse a graph that nests too deep or expands past MAX_NODES, before building anything.
 
-    Aliases share node objects, so each distinct node's expanded size is computed once: an
-    alias bomb of a few hundred bytes is refused in microseconds instead of being expanded.
+    Aliases share node objects, so each distinct node's expanded size is computed once and the
+    walk stops as soon as a node's running total passes the limit: at most MAX_NODES steps, so a
+    megabyte of aliases is refused in milliseconds instead of being expanded. The node reported
+    is the smallest one found over the limit.
     """
     sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
     open_: set[int] = set()
+    trail: list[str | int] = []
 
-    def measure(node: yaml.Node, path: Path_, depth: int) -> tuple[int, int]:
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
         known = sizes.get(id(node))
         if known is None:
             if id(node) in open_:
-                raise _Refused(node, "an alias here refers to a node that contains it (a recursive structure); refused", path)
+                raise _Refused(node, "an alias here refers to a node that contains it (a recursive structure); refused", tuple(trail))
             if depth > MAX_DEPTH:
-                raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels; refused", path)
+                raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels; refused", tuple(trail))
             open_.add(id(node))
             count, height = 1, 0
             for part, child in _children(node):
-                child_count, child_height = measure(child, path + (part,), depth + 1)
+                trail.append(part)
+                child_count, child_height = measure(child, depth + 1)
+                trail.pop()
                 count, height = count + child_count, max(height, child_height + 1)
+                if count > MAX_NODES:
+                    raise _Refused(node, f"expands to more than {MAX_NODES} values once aliases are resolved "
+                                         "(an alias bomb?); refused", tuple(trail))
             open_.discard(id(node))
             known = sizes[id(node)] = (count, height)
         if depth + known[1] > MAX_DEPTH:
-            raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels once aliases are resolved; refused", path)
+            raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels once aliases are resolved; refused", tuple(trail))
         return known
 
-    if measure(root, (), 0)[0] <= MAX_NODES:
-        return
-    node, path = root, ()
-    while True:  # descend to the smallest subtree that alone is over the limit: that is the culprit
-        heavy = [(part, child) for part, child in _children(node) if sizes[id(child)][0] > MAX_NODES]
-        if not heavy:
-            raise _Refused(node, f"expands to {sizes[id(node)][0]} values once aliases are resolved, over the limit of "
-                                 f"{MAX_NODES} (an alias bomb?); refused", path)
-        part, node = heavy[0]
-        path += (part,)
+    measure(root, 0)
 
 
 class _Builder:
