@@ -84,7 +84,7 @@ class Classifier:
         ns, captured = found
         params = dict(captured)
         for spec in self._checked[ns.name]:
-            if not re.fullmatch(spec.pattern, params[spec.name]):
+            if spec._pattern(params[spec.name]) is None:  # type: ignore[attr-defined]
                 return None
         return ns, params
 
