@@ -234,7 +234,8 @@ class _Builder:
                                         for name, spec in (d.get("params") or {}).items()}
         for name in own:
             if name not in template.params:
-                self.error(entry, ("params", name), f"parameter {name!r} is not used in key template {d['key']!r}", key=True)
+                self.error(entry, ("params", name), f"parameter {name!r} is not used in key template {d['key']!r}: "
+                                                    f"add {{{name}}} to the template or remove this entry", key=True)
         if any(own.get(name) is None and name in own for name in template.params):
             return None
         params = {name: own.get(name) or parameters.get(name) or Param(name) for name in template.params}
@@ -247,9 +248,9 @@ class _Builder:
                                         "reserved for the toolkit; start it with literal text such as 'app:'")
         ns_type = d["type"]
         if "max_length" in d and ns_type != "list":
-            self.error(entry, ("max_length",), f"max_length applies to lists only, not to type {ns_type}")
+            self.error(entry, ("max_length",), f"max_length applies to lists only, not to type {ns_type}; remove it")
         if ns_type == "counter" and d.get("codec", "text") != "text":
-            self.error(entry, ("codec",), "counters hold integers: codec does not apply")
+            self.error(entry, ("codec",), "counters hold integers: codec does not apply; remove it")
         tier_name = d["tier"]
         ttl_ms: int | None = None
         tier_min = tier_max = None
@@ -258,7 +259,7 @@ class _Builder:
                 self.error(entry, ("tier",), "a persistent namespace needs a 'reason' saying why its keys never expire")
             for field_ in ("ttl", "jitter"):
                 if field_ in d:
-                    self.error(entry, (field_,), f"a persistent namespace takes no {field_}")
+                    self.error(entry, (field_,), f"a persistent namespace takes no {field_}: its keys never expire; remove it")
         elif tier_name not in tiers:
             if tier_name not in self.skipped["tiers"]:
                 known = sorted(tiers) + [PERSISTENT]
@@ -421,7 +422,7 @@ class _Builder:
                         identity=auth_raw.get("identity", "default"), client_id=auth_raw.get("client_id"),
                         tenant_id=auth_raw.get("tenant_id"))
         if auth.type == "entra-id" and not (tls_raw is not False):
-            self.error(entry, ("auth",), "Microsoft Entra ID authentication requires TLS")
+            self.error(entry, ("auth",), "Microsoft Entra ID authentication requires TLS: remove 'tls: false'")
         c = d.get("client") or {}
         client = ClientOptions(
             socket_timeout_ms=parse_duration(c.get("socket_timeout", "5s")),

@@ -149,6 +149,12 @@ def _leaves(error: jsonschema.ValidationError) -> list[_Leaf]:
     return [(error, f"expected {_describe(error.schema)}", ())]
 
 
+def _choices(schema: dict[str, Any]) -> str:
+    """`` (string, hash, list or counter)`` when a missing field has a fixed set of values."""
+    enum = _resolve(schema).get("enum")
+    return f" ({_or([str(v) for v in enum])})" if enum else ""
+
+
 def _suggest(word: Any, choices: list[str]) -> str:
     close = difflib.get_close_matches(str(word), choices, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -199,7 +205,8 @@ def validate_document(doc: YamlDocument) -> tuple[list[PolicyIssue], set[Path_]]
                 located = [(path + (extra,), True, f"unknown field {extra!r}{_suggest(extra, allowed)} (allowed: {', '.join(allowed)})")
                            for extra in sorted(set(error.instance) - set(allowed))]
             elif error.validator == "required" and isinstance(error.instance, dict):
-                located = [(path, True, f"missing required field {name!r}")
+                props = error.schema.get("properties", {})
+                located = [(path, True, f"missing required field {name!r}{_choices(props.get(name, {}))}")
                            for name in error.validator_value if name not in error.instance]
             else:
                 located = [(path, False, _message(error, False))]

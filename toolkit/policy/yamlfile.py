@@ -234,7 +234,8 @@ def read_policy_file(path: Path) -> tuple[YamlDocument | None, list[PolicyIssue]
         return None, [PolicyIssue(name, *_pos(nodes[1]), "", "more than one YAML document in a file; put each in its own file")]
     root = nodes[0]
     if not isinstance(root, yaml.MappingNode):
-        return None, [PolicyIssue(name, *_pos(root), "", "top level must be a mapping (tiers, namespaces, invalidation, targets)")]
+        got = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+        return None, [PolicyIssue(name, *_pos(root), "", f"top level must be a mapping (tiers, namespaces, invalidation, targets), got {got}")]
     builder = _Builder(doc)
     try:
         _check_size(root)
