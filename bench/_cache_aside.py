@@ -15,10 +15,9 @@ import itertools
 from typing import Any, Callable
 
 from bench import _seed
-from bench._context import Context
-from bench._harness import Result, Variant, measure, timed, timed_async
+from bench._context import BLOCK_OPS, Context
+from bench._harness import Result, Sample, Variant, measure, timed, timed_async
 
-HIT_KEYS = 1_000
 TTL_S = 3_600
 fetch_from_database = _seed.fetch_from_database
 _fresh = itertools.count(10_000_000)
@@ -46,7 +45,7 @@ class _Cashews:
             return fetch_from_database(user_id)
         return get_user_data
 
-    def round(self, fn: Callable, ids: list[int]) -> float:
+    def round(self, fn: Callable, ids: list[int]) -> Sample:
         async def calls() -> None:
             for i in ids:
                 await fn(i)
@@ -76,7 +75,7 @@ class _Contenders:
     def __init__(self, ctx: Context):
         engine = ctx.engine()
         self.notes: list[str] = []
-        self.calls: dict[str, tuple[str, Callable[[list[int]], float]]] = {}
+        self.calls: dict[str, tuple[str, Callable[[list[int]], Sample]]] = {}
         for name, namespace, label in (("engine", "user_data", "engine get_or_load"),
                                        ("engine_lock", "user_data_locked", "engine get_or_load, lock"),
                                        ("engine_early", "user_data_early", "engine get_or_load, early_refresh")):
@@ -100,7 +99,7 @@ class _Contenders:
                           "pickle secret (its defaults)")
 
     @staticmethod
-    def _sync(call: Callable[[int], Any]) -> Callable[[list[int]], float]:
+    def _sync(call: Callable[[int], Any]) -> Callable[[list[int]], Sample]:
         return lambda ids: timed(lambda: [call(i) for i in ids])
 
     def variants(self, names: tuple[str, ...], ids: Callable[[], list[int]]) -> list[Variant]:
@@ -111,37 +110,37 @@ class _Contenders:
             self._cashews.close()
 
 
-def _hit(ctx: Context, c: _Contenders, name: str, title: str, names: tuple[str, ...]) -> Result:
-    hit_ids = [i % HIT_KEYS for i in range(ctx.sizes.cache_aside_ops)]
-    variants = c.variants(names, lambda: hit_ids)
+def _hit(ctx: Context, c: _Contenders, name: str, title: str, names: tuple[str, ...], blocks: int) -> Result:
+    ids = list(range(BLOCK_OPS))
+    variants = c.variants(names, lambda: ids)
     for v in variants:
-        v.run()  # fills the HIT_KEYS entries (and warms every library) before the measured rounds
-    return measure(name, title, variants, ops=len(hit_ids), rounds=ctx.sizes.rounds, baseline="seed")
+        v.run()  # fills the entries (and warms every library) before the measured rounds
+    return measure(name, title, variants, ops=BLOCK_OPS, blocks=blocks, rounds=ctx.sizes.rounds, baseline="seed")
 
 
-def _miss(ctx: Context, c: _Contenders, name: str, title: str, names: tuple[str, ...]) -> Result:
-    n = ctx.sizes.cache_aside_ops
-    return measure(name, title, c.variants(names, lambda: [next(_fresh) for _ in range(n)]),
-                   ops=n, rounds=ctx.sizes.rounds, baseline="seed")
+def _miss(ctx: Context, c: _Contenders, name: str, title: str, names: tuple[str, ...], blocks: int) -> Result:
+    return measure(name, title, c.variants(names, lambda: [next(_fresh) for _ in range(BLOCK_OPS)]),
+                   ops=BLOCK_OPS, blocks=blocks, rounds=ctx.sizes.rounds, baseline="seed")
 
 
 def cache_aside(ctx: Context) -> list[Result]:
     c = _Contenders(ctx)
+    full, variant_blocks = ctx.sizes.blocks, max(1, ctx.sizes.blocks // 4)  # the variants without a target: shorter
     try:
         hit = _hit(ctx, c, "cache_aside_hit", "cache-aside hit (no lock, no early refresh)",
-                   ("engine", "cashews", "dogpile", "seed"))
+                   ("engine", "cashews", "dogpile", "seed"), full)
         hit.notes += c.notes
         hit.check_ratio("engine", "seed", 1.05)
         for other in ("cashews", "dogpile"):
             if other in hit.rounds:
                 hit.check_ratio("engine", other, 1.0)
-        miss = _miss(ctx, c, "cache_aside_miss", "cache-aside miss: GET, load, SET with TTL",
-                     ("engine", "cashews", "dogpile", "seed"))
+        miss = _miss(ctx, c, "cache_aside_miss", "cache-aside miss: GET, load, SET with TTL (no target)",
+                     ("engine", "cashews", "dogpile", "seed"), variant_blocks)
         early = _hit(ctx, c, "cache_aside_hit_early", "cache-aside hit with early refresh (no target)",
-                     ("engine_early", "cashews_early", "seed"))
+                     ("engine_early", "cashews_early", "seed"), variant_blocks)
         early.notes.append("engine early_refresh: GET + PTTL in one round trip per hit (XFetch needs the remaining TTL)")
         locked = _miss(ctx, c, "cache_aside_miss_lock", "cache-aside miss with a Redis lock (no target)",
-                       ("engine_lock", "cashews_lock", "dogpile_lock", "seed"))
+                       ("engine_lock", "cashews_lock", "dogpile_lock", "seed"), variant_blocks)
         locked.notes.append("engine lock: SET NX PX, GET again, load, SET PX, release script: 4 round trips more than the seed")
         return [hit, miss, early, locked]
     finally:

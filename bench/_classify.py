@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 import toolkit
-from bench._context import Context
+from bench._context import CLASSIFY_BLOCK, Context
 from bench._harness import Check, Result, Variant, measure, timed
 
 SERVICES = 10
@@ -63,7 +63,7 @@ def classify(ctx: Context) -> list[Result]:
             started = time.perf_counter()
             policy = _policy(count, Path(tmp))
             notes.append(f"loading {count} namespaces (schema, checks, classifier) took {time.perf_counter() - started:.2f} s")
-        keys, unknown = _keys(count, ctx.sizes.classify_keys, rng)
+        keys, unknown = _keys(count, CLASSIFY_BLOCK, rng)
         found = sum(policy.classify(k) is None for k in keys)
         if found != unknown:
             raise RuntimeError(f"classify with {count} namespaces left {found} keys unclassified, expected {unknown}")
@@ -71,7 +71,8 @@ def classify(ctx: Context) -> list[Result]:
         rounds[f"ns{count}"] = Variant(f"ns{count}", f"{count:,} namespaces",
                                        lambda run=run, keys=keys: timed(lambda: [run(k) for k in keys]))
     result = measure("classify", "PolicySet.classify, keys per second", list(rounds.values()),
-                     ops=ctx.sizes.classify_keys, unit="key", rounds=ctx.sizes.rounds, baseline="ns10")
+                     ops=CLASSIFY_BLOCK, blocks=ctx.sizes.classify_blocks, unit="key", rounds=ctx.sizes.rounds,
+                     baseline="ns10")
     result.notes += notes
     result.notes.append("about 1 key in 10 is unknown (another prefix or entity, or a parameter of the wrong type)")
     result.check_ratio("ns1000", "ns10", 1.5)

@@ -31,22 +31,23 @@ return 0
 
 @dataclass(frozen=True)
 class Sizes:
-    single_ops: int
-    """Operations per round of a single-key workload."""
-    pipeline_ops: int
-    pipelines_per_round: int
-    cache_aside_ops: int
-    keyspace_keys: int
-    classify_keys: int
     rounds: int
+    blocks: int
+    """Blocks per round of a single-key or cache-aside workload, each of BLOCK_OPS operations."""
+    pipelines: int
+    """Pipelines of PIPELINE_OPS operations per round."""
+    classify_blocks: int
+    """Blocks of CLASSIFY_BLOCK keys per round."""
     audit_rounds: int
     """An audit of 1M keys takes seconds: fewer rounds than the other workloads in a quick run."""
+    keyspace_keys: int = 1_000_000
 
 
-FULL = Sizes(single_ops=20_000, pipeline_ops=10_000, pipelines_per_round=5, cache_aside_ops=20_000,
-             keyspace_keys=1_000_000, classify_keys=200_000, rounds=5, audit_rounds=5)
-QUICK = Sizes(single_ops=2_000, pipeline_ops=10_000, pipelines_per_round=1, cache_aside_ops=2_000,
-              keyspace_keys=1_000_000, classify_keys=20_000, rounds=3, audit_rounds=1)
+BLOCK_OPS = 1_000
+PIPELINE_OPS = 10_000
+CLASSIFY_BLOCK = 10_000
+FULL = Sizes(rounds=5, blocks=20, pipelines=5, classify_blocks=20, audit_rounds=5)
+QUICK = Sizes(rounds=3, blocks=2, pipelines=1, classify_blocks=2, audit_rounds=1)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Measuring: interleaved rounds, medians, ratios and the targets they are checked against.
 
 Every workload compares the engine with its baselines in the same process, against the same
-server. Rounds interleave the variants (and rotate their order) so that drift of a busy
-machine hits all of them alike; medians, not means, so that one stalled round does not decide.
+server. The variants alternate in short blocks (and rotate their order) so that drift of a busy
+machine hits all of them alike; medians of rounds, not means, so that one stalled round does
+not decide.
 """
 
 from __future__ import annotations
@@ -13,10 +14,22 @@ import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, NamedTuple
 
-Round = Callable[[], float]
-"""One round of a variant: runs its operations and returns the elapsed seconds it measured."""
+
+class Sample(NamedTuple):
+    """Seconds one block took: on the wall clock, and of this process's CPU (client-side work).
+
+    On a busy machine the wall time of a round trip swings with the scheduler; the client's CPU
+    time does not, so it shows the policy layer's own cost even when the wall clock is noisy.
+    """
+
+    wall: float
+    cpu: float
+
+
+Block = Callable[[], Sample]
+"""One block of a variant: runs its operations and returns what it measured."""
 
 
 @contextmanager
@@ -30,21 +43,21 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    """Seconds ``fn`` takes."""
+def timed(fn: Callable[[], Any]) -> Sample:
+    """What ``fn`` takes."""
     with _gc_paused():
-        started = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         fn()
-        return time.perf_counter() - started
+        return Sample(time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def timed_async(loop: asyncio.AbstractEventLoop, fn: Callable[[], Awaitable[Any]]) -> float:
-    """Seconds ``await fn()`` takes, timed inside ``loop`` (the loop's start-up is not measured)."""
-    async def measured() -> float:
+def timed_async(loop: asyncio.AbstractEventLoop, fn: Callable[[], Awaitable[Any]]) -> Sample:
+    """What ``await fn()`` takes, timed inside ``loop`` (the loop's start-up is not measured)."""
+    async def measured() -> Sample:
         with _gc_paused():
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             await fn()
-            return time.perf_counter() - started
+            return Sample(time.perf_counter() - wall, time.process_time() - cpu)
 
     return loop.run_until_complete(measured())
 
@@ -55,7 +68,7 @@ class Variant:
 
     name: str
     label: str
-    run: Round
+    run: Block
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,8 @@ class Result:
     labels: dict[str, str]
     baseline: str | None = None
     """The variant the others are compared with in the table ('x baseline' column)."""
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+    """Client CPU seconds per round, for the variants measured in this process."""
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -102,6 +117,9 @@ class Result:
 
     def ops_per_s(self, variant: str) -> float:
         return self.ops / self.median_s(variant)
+
+    def cpu_per_op_us(self, variant: str) -> float | None:
+        return statistics.median(self.cpu[variant]) / self.ops * 1e6 if variant in self.cpu else None
 
     def ratio(self, variant: str, baseline: str) -> float:
         """Median time of ``variant`` over median time of ``baseline`` (< 1: faster)."""
@@ -122,6 +140,7 @@ class Result:
             variants[name] = {
                 "label": self.labels[name], "rounds_s": seconds, "median_s": self.median_s(name),
                 "per_op_us": self.per_op_us(name), "ops_per_s": self.ops_per_s(name),
+                "cpu_rounds_s": self.cpu.get(name), "cpu_per_op_us": self.cpu_per_op_us(name),
                 "ratio_to_baseline": None if self.baseline is None else self.ratio(name, self.baseline),
             }
         return {"title": self.title, "ops_per_round": self.ops, "unit": self.unit, "baseline": self.baseline,
@@ -129,15 +148,25 @@ class Result:
                 "extra": self.extra}
 
 
-def measure(name: str, title: str, variants: list[Variant], *, ops: int, rounds: int, unit: str = "op",
-            baseline: str | None = None, setup: Callable[[], None] | None = None) -> Result:
-    """Run every variant ``rounds`` times, interleaved, rotating which goes first; ``setup`` before each run."""
-    times: dict[str, list[float]] = {v.name: [] for v in variants}
+def measure(name: str, title: str, variants: list[Variant], *, ops: int, rounds: int, blocks: int = 1,
+            unit: str = "op", baseline: str | None = None) -> Result:
+    """Run ``rounds`` rounds of ``blocks`` blocks; ``Variant.run`` does one block of ``ops`` operations.
+
+    Within a round the variants alternate block by block (who goes first rotates), so a busy
+    spell of the machine lands on all of them alike; a round's time is the sum of its blocks.
+    """
+    walls: dict[str, list[float]] = {v.name: [] for v in variants}
+    cpus: dict[str, list[float]] = {v.name: [] for v in variants}
     for r in range(rounds):
-        shift = r % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
-            if setup is not None:
-                setup()
-            times[variant.name].append(variant.run())
-    return Result(name, title, ops, unit, times, {v.name: v.label for v in variants},
-                  baseline=baseline or (variants[-1].name if len(variants) > 1 else None))
+        wall, cpu = dict.fromkeys(walls, 0.0), dict.fromkeys(walls, 0.0)
+        for b in range(blocks):
+            shift = (r * blocks + b) % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                sample = variant.run()
+                wall[variant.name] += sample.wall
+                cpu[variant.name] += sample.cpu
+        for variant_name in walls:
+            walls[variant_name].append(wall[variant_name])
+            cpus[variant_name].append(cpu[variant_name])
+    return Result(name, title, ops * blocks, unit, walls, {v.name: v.label for v in variants},
+                  baseline=baseline or (variants[-1].name if len(variants) > 1 else None), cpu=cpus)

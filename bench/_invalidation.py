@@ -15,7 +15,7 @@ import redis
 
 from bench import _seed
 from bench._context import KEYSPACE_FIELDS, KEYSPACE_POLICIES, Context
-from bench._harness import Check, Result, Variant, measure, timed
+from bench._harness import Block, Check, Result, Sample, Variant, measure, timed
 from toolkit.runtime._invalidate import SCAN_COUNT
 
 INDEXED_PER_ROUND = 50
@@ -34,18 +34,18 @@ def invalidation(ctx: Context) -> list[Result]:
     handles = [engine.namespace(f"u_{f}") for f in KEYSPACE_FIELDS]
     server: dict[str, list[tuple[int, int]]] = {}
 
-    def run(name: str, invalidate: Callable[[int], int], uids: list[int]) -> Callable[[], float]:
-        def round_() -> float:
+    def run(name: str, invalidate: Callable[[int], int], uids: list[int]) -> Block:
+        def round_() -> Sample:
             for uid in uids:
                 for h in handles:
                     h.set("x", user_id=uid)
             deleted: list[int] = []
             ctx.client.config_resetstat()
-            seconds = timed(lambda: deleted.extend(invalidate(uid) for uid in uids))
+            sample = timed(lambda: deleted.extend(invalidate(uid) for uid in uids))
             server.setdefault(name, []).append(_scan_stats(ctx.client))
             if deleted != [len(KEYSPACE_FIELDS)] * len(uids):
                 raise RuntimeError(f"{name}: deleted {deleted} keys instead of {len(KEYSPACE_FIELDS)} per user")
-            return seconds
+            return sample
         return round_
 
     one = [users // 2 + 1]

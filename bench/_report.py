@@ -23,14 +23,17 @@ def _rows(doc: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
     measured, targets = [], []
     for name, w in doc["workloads"].items():
         first = True
+        base = w["variants"].get(w["baseline"]) if w["baseline"] else None
         for v in w["variants"].values():
-            ratio = v["ratio_to_baseline"]
+            ratio, cpu = v["ratio_to_baseline"], v.get("cpu_per_op_us")
+            cpu_ratio = cpu / base["cpu_per_op_us"] if cpu is not None and base and base.get("cpu_per_op_us") else None
             measured.append([name if first else "", v["label"], _time(v["per_op_us"]), f"{v['ops_per_s']:,.0f}",
-                             "" if ratio is None else f"{ratio:.2f}"])
+                             "" if ratio is None else f"{ratio:.2f}", "" if cpu is None else _time(cpu),
+                             "" if cpu_ratio is None else f"{cpu_ratio:.2f}"])
             first = False
         for extra, value in w["extra"].items():
             shown = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
-            measured.append([name if first else "", extra, shown, "", ""])
+            measured.append([name if first else "", extra, shown, "", "", "", ""])
             first = False
         for c in w["checks"]:
             targets.append([c["name"], _value(c["value"], c["unit"]), f"{c['op']} {_value(c['limit'], c['unit'])}",
@@ -38,7 +41,7 @@ def _rows(doc: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
     return measured, targets
 
 
-MEASURED = ["workload", "variant", "median per op", "ops/s", "x baseline"]
+MEASURED = ["workload", "variant", "median per op", "ops/s", "x baseline", "client CPU per op", "CPU x baseline"]
 TARGETS = ["target", "measured", "target", "result"]
 
 

@@ -10,25 +10,22 @@ from __future__ import annotations
 from typing import Callable
 
 from bench import _seed
-from bench._context import Context
-from bench._harness import Result, Variant, measure, timed
+from bench._context import BLOCK_OPS, PIPELINE_OPS, Context
+from bench._harness import Block, Result, Variant, measure, timed
 
-KEYS = 1_000
-"""Distinct keys the single-key workloads cycle through."""
+KEYS = BLOCK_OPS
+"""Distinct keys: a block of a single-key workload touches each once."""
 VALUE = b"v" * 64
 FIELDS = {"name": b"Alice Smith", "email": b"alice@example.com", "age": b"28"}
 TTL_MS = 3_600_000
 
 
-def _ids(n: int) -> list[int]:
-    return [i % KEYS for i in range(n)]
+IDS = list(range(KEYS))
 
 
-def _loop(ids: list[int], call: Callable[[int], object]) -> Callable[[], float]:
-    """A round: ``call`` once per id, timed."""
-    def round_() -> float:
-        return timed(lambda: [call(i) for i in ids])
-    return round_
+def _block(call: Callable[[int], object]) -> Block:
+    """A block: ``call`` once per id, timed."""
+    return lambda: timed(lambda: [call(i) for i in IDS])
 
 
 def _prepare(ctx: Context) -> None:
@@ -42,10 +39,8 @@ def _prepare(ctx: Context) -> None:
 
 def _single(ctx: Context, name: str, title: str, engine_call: Callable[[int], object],
             raw_call: Callable[[int], object], raw_label: str) -> Result:
-    ids = _ids(ctx.sizes.single_ops)
-    result = measure(name, title, [Variant("engine", "engine", _loop(ids, engine_call)),
-                                   Variant("raw", raw_label, _loop(ids, raw_call))],
-                     ops=len(ids), rounds=ctx.sizes.rounds, baseline="raw")
+    result = measure(name, title, [Variant("engine", "engine", _block(engine_call)), Variant("raw", raw_label, _block(raw_call))],
+                     ops=KEYS, blocks=ctx.sizes.blocks, rounds=ctx.sizes.rounds, baseline="raw")
     result.check_ratio("engine", "raw", 1.05)
     return result
 
@@ -102,12 +97,11 @@ def incr(ctx: Context) -> list[Result]:
 def hash_vs_seed(ctx: Context) -> list[Result]:
     handle = ctx.engine().namespace("b_hash")
     engine_hset = handle.hset
-    ids = _ids(ctx.sizes.single_ops)
     seed_write = _seed.hset_then_expire
     result = measure("hash_vs_seed", "hash write with TTL: atomic vs the seed's HSET then EXPIRE",
-                     [Variant("engine", "engine", _loop(ids, lambda i: engine_hset(mapping=FIELDS, id=i))),
-                      Variant("seed", "seed HSET; EXPIRE", _loop(ids, lambda i: seed_write(f"bench:hash:{i}", FIELDS)))],
-                     ops=len(ids), rounds=ctx.sizes.rounds, baseline="seed")
+                     [Variant("engine", "engine", _block(lambda i: engine_hset(mapping=FIELDS, id=i))),
+                      Variant("seed", "seed HSET; EXPIRE", _block(lambda i: seed_write(f"bench:hash:{i}", FIELDS)))],
+                     ops=KEYS, blocks=ctx.sizes.blocks, rounds=ctx.sizes.rounds, baseline="seed")
     result.check_ratio("engine", "seed", 0.75)
     return [result]
 
@@ -147,12 +141,10 @@ def _raw_pipeline_ops(ctx: Context, kinds: tuple[str, ...], n: int) -> Callable[
 
 
 def _pipeline(ctx: Context, name: str, title: str, kinds: tuple[str, ...]) -> Result:
-    n, repeat = ctx.sizes.pipeline_ops, ctx.sizes.pipelines_per_round
-    engine_run, raw_run = _engine_pipeline_ops(ctx, kinds, n), _raw_pipeline_ops(ctx, kinds, n)
-    result = measure(name, title,
-                     [Variant("engine", "engine pipeline", lambda: timed(lambda: [engine_run() for _ in range(repeat)])),
-                      Variant("raw", "redis-py pipeline", lambda: timed(lambda: [raw_run() for _ in range(repeat)]))],
-                     ops=n * repeat, rounds=ctx.sizes.rounds, baseline="raw")
+    engine_run, raw_run = _engine_pipeline_ops(ctx, kinds, PIPELINE_OPS), _raw_pipeline_ops(ctx, kinds, PIPELINE_OPS)
+    result = measure(name, title, [Variant("engine", "engine pipeline", lambda: timed(engine_run)),
+                                   Variant("raw", "redis-py pipeline", lambda: timed(raw_run))],
+                     ops=PIPELINE_OPS, blocks=ctx.sizes.pipelines, rounds=ctx.sizes.rounds, baseline="raw")
     result.check_ratio("engine", "raw", 1.25)
     return result
 

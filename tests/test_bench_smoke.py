@@ -39,5 +39,5 @@ def test_bench_quick_get_writes_results_and_renders_markdown(tmp_path):
     rendered = subprocess.run([sys.executable, "-m", "bench", "--from", str(out), "--markdown"],
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert rendered.returncode == 0, rendered.stderr
-    assert "| workload | variant | median per op | ops/s | x baseline |" in rendered.stdout
+    assert "| workload | variant | median per op | ops/s | x baseline | client CPU per op | CPU x baseline |" in rendered.stdout
     assert "| get: engine / redis-py r.get |" in rendered.stdout
