@@ -14,12 +14,13 @@ import difflib
 import json
 from functools import lru_cache
 from importlib import resources
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import PolicyIssue
 from toolkit.policy.yamlfile import Path_, YamlDocument, dotted
+
+if TYPE_CHECKING:
+    import jsonschema
 
 
 def schema_text() -> str:
@@ -32,7 +33,9 @@ def _schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator() -> "jsonschema.Draft202012Validator":
+    import jsonschema  # imported on first validation: `import toolkit` stays light for applications
+
     return jsonschema.Draft202012Validator(_schema())
 
 
@@ -93,7 +96,7 @@ def _describe(schema: dict[str, Any]) -> str:
     return _KINDS.get(kind, "a value")
 
 
-def _fit(errors: list[jsonschema.ValidationError]) -> int:
+def _fit(errors: list["jsonschema.ValidationError"]) -> int:
     """How well the value fits one alternative that it fails: 0 wrong kind, 1 missing fields, 2 wrong details."""
     level = 2
     for error in errors:
@@ -110,18 +113,18 @@ def _fit(errors: list[jsonschema.ValidationError]) -> int:
     return level
 
 
-def _branches(error: jsonschema.ValidationError) -> dict[int, list[jsonschema.ValidationError]]:
-    groups: dict[int, list[jsonschema.ValidationError]] = {}
+def _branches(error: "jsonschema.ValidationError") -> dict[int, list["jsonschema.ValidationError"]]:
+    groups: dict[int, list["jsonschema.ValidationError"]] = {}
     for sub in error.context or []:
         groups.setdefault(sub.relative_schema_path[0], []).append(sub)
     return groups
 
 
-_Leaf = tuple[jsonschema.ValidationError, "str | None", Path_]
+_Leaf = tuple["jsonschema.ValidationError", "str | None", Path_]
 """An error to report, the summary message that replaces jsonschema's own (if any) and a sub-path to point at."""
 
 
-def _leaves(error: jsonschema.ValidationError) -> list[_Leaf]:
+def _leaves(error: "jsonschema.ValidationError") -> list[_Leaf]:
     """For a failed oneOf/anyOf: the errors of the one alternative the value was meant to be, or one summary.
 
     Scalars always get the summary ("expected a duration such as 90s..., got '5x'"); a mapping or list
@@ -160,7 +163,7 @@ def _suggest(word: Any, choices: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
-def _message(error: jsonschema.ValidationError, name_error: bool) -> str:
+def _message(error: "jsonschema.ValidationError", name_error: bool) -> str:
     v, value = error.validator, error.instance
     if name_error:
         if v == "not":
