@@ -20,7 +20,7 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry
 
 import toolkit
-from tests.servers import REDIS_SERVER, RedisServer, free_port, start_redis
+from tests.servers import REDIS_SERVER, RedisServer, start_redis
 from toolkit.errors import CacheUnavailable, PolicyViolation
 from toolkit.policy.model import ClientOptions
 from toolkit.runtime import Engine
@@ -79,6 +79,14 @@ def own_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port bound but not listening: connections are refused at once, and no server can take it meanwhile."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
 def black_hole() -> Iterator[BlackHole]:
     hole = BlackHole()
     try:
@@ -87,8 +95,8 @@ def black_hole() -> Iterator[BlackHole]:
         hole.close()
 
 
-def test_unreachable_fail_open_namespaces_miss_and_drop_writes(policies):
-    engine = Engine(policies, fast_client(free_port()), ClientOptions(breaker_threshold=3, breaker_cooldown_ms=60_000))
+def test_unreachable_fail_open_namespaces_miss_and_drop_writes(policies, refusing_port: int):
+    engine = Engine(policies, fast_client(refusing_port), ClientOptions(breaker_threshold=3, breaker_cooldown_ms=60_000))
     session, data = engine.namespace("session"), engine.namespace("user_data")
     assert session.get(session_id="abcdef") is None
     assert session.set("v", session_id="abcdef") is None
@@ -107,16 +115,16 @@ def test_unreachable_fail_open_namespaces_miss_and_drop_writes(policies):
     assert len(loads) == 2
 
     stats = engine.stats()
-    assert stats["session"] | {"errors": 0} == {**stats["session"], "errors": 0, "hits": 0, "misses": 2, "dropped_writes": 2}
-    assert stats["session"]["errors"] == 4
+    session_stats = stats["session"]
+    assert (session_stats["hits"], session_stats["misses"], session_stats["errors"], session_stats["dropped_writes"]) == (0, 2, 4, 2)
     assert (stats["user_data"]["misses"], stats["user_data"]["loads"], stats["user_data"]["dropped_writes"]) == (2, 2, 2)
     assert stats["user"]["dropped_writes"] == 2 and stats["user"]["loads"] == 1
     assert stats["user_recent"]["errors"] == 2
     assert engine.breaker_state == "open"
 
 
-def test_unreachable_fail_closed_raises(policies):
-    engine = Engine(policies, fast_client(free_port()))
+def test_unreachable_fail_closed_raises(policies, refusing_port: int):
+    engine = Engine(policies, fast_client(refusing_port))
     views = engine.namespace("page_views")  # counters are fail-closed unless they say otherwise
     with pytest.raises(CacheUnavailable, match="page_views"):
         views.incr(page="home")
@@ -131,7 +139,7 @@ def test_unreachable_fail_closed_raises(policies):
     assert engine.stats()["page_views"]["errors"] == 3
 
 
-def test_on_error_overrides_the_type_default(tmp_path: Path):
+def test_on_error_overrides_the_type_default(tmp_path: Path, refusing_port: int):
     (tmp_path / "p.yaml").write_text(textwrap.dedent("""
         namespaces:
           strict:
@@ -145,7 +153,7 @@ def test_on_error_overrides_the_type_default(tmp_path: Path):
             tier: volatile
             on_error: fail-open
     """))
-    engine = Engine(toolkit.load(tmp_path), fast_client(free_port()))
+    engine = Engine(toolkit.load(tmp_path), fast_client(refusing_port))
     loads: list[int] = []
     with pytest.raises(CacheUnavailable, match="strict"):
         engine.namespace("strict").get_or_load(lambda: loads.append(1) or "v", id="a")
@@ -171,9 +179,10 @@ def test_open_breaker_stops_waiting_on_timeouts(policies, black_hole: BlackHole)
         assert names.get(user_id=1) is None
         assert names.set("n", user_id=1) is None
         assert engine.namespace("user").get_or_load(lambda: {"name": "n"}, user_id=1) == {"name": "n"}
-    # Refused quickly: 150 calls in less than one socket timeout, none of them touching the network.
-    assert time.monotonic() - started < 0.2
+    # None of the 150 calls touched the network, so together they are refused far quicker than the
+    # 30 s they would have waited (a generous bound: five socket timeouts).
     assert black_hole.connections() == opened
+    assert time.monotonic() - started < 1.0
     assert engine.stats()["user_name"]["errors"] == 103
 
 

@@ -24,6 +24,8 @@ GENERATION = 1_000_000
 """Entity ids of writer ``g`` are ``(g + 1) * GENERATION + i``: the test reads who wrote a key from its id."""
 SHARED = 0
 """The entity id every writer also updates (existing-key paths: list trimming, a counter past its first increment)."""
+READY_AFTER = 25
+"""Rounds a writer completes before it tells the test it may be killed: a floor on what each one wrote, even on a slow machine."""
 
 
 def context() -> BaseContext:
@@ -42,7 +44,7 @@ def atomic_writer(policy_dir: str, port: int, generation: int, ready: multiproce
 
     Covers SET PX, the hash / list / counter / indexed-string scripts, get_or_load under the
     Redis lock (string) and the whole-hash refill, a pipeline and a transactional mset. Signals
-    ``ready`` after one full round so that the test knows each generation wrote every kind.
+    ``ready`` after READY_AFTER rounds, then goes on until the kill.
     """
     engine = _engine(policy_dir, port)
     blob, record, recent = engine.namespace("blob"), engine.namespace("record"), engine.namespace("recent")
@@ -63,7 +65,7 @@ def atomic_writer(policy_dir: str, port: int, generation: int, ready: multiproce
             p.namespace("hits").incrby(2, id=uid + GENERATION // 2)
             p.namespace("recent").lpush(i, id=uid + GENERATION // 2)
         plain.mset([({"id": uid + GENERATION // 2}, i), ({"id": uid + GENERATION // 2 + 1}, i)])
-        if i == 0:
+        if i == READY_AFTER - 1:
             ready.send_bytes(b"ready")
         i += 1
 
@@ -76,7 +78,7 @@ def nonatomic_writer(port: int, generation: int, ready: multiprocessing.connecti
         key = f"ctl:{generation}:{i}"
         client.hset(key, mapping={"a": i, "b": generation})
         client.pexpire(key, 300_000)
-        if i == 0:
+        if i == READY_AFTER - 1:
             ready.send_bytes(b"ready")
         i += 1
 
