@@ -20,6 +20,7 @@ import toolkit
 import toolkit.provision.azure as azure_backend
 from tests.arm_emulator import SUBSCRIPTION, ArmEmulator
 from tests.conftest import ROOT
+from tests.policytext import PAGE_NAMESPACE
 from toolkit.cli import main
 from toolkit.errors import ConfigurationError, ToolkitError
 from toolkit.policy.published import POLICY_KEY
@@ -44,14 +45,6 @@ targets:
       high_availability: true
       public_network_access: false
       persistence: disabled
-"""
-NAMESPACES = """
-namespaces:
-  page:
-    key: "page:{slug}"
-    type: string
-    tier: volatile
-    ttl: 5m
 """
 
 
@@ -88,7 +81,7 @@ class Policy:
         self.write()
 
     def write(self, *, clustering: str = "EnterpriseCluster", location: bool = True) -> "Policy":
-        (self.directory / "ns.yaml").write_text(NAMESPACES)
+        (self.directory / "ns.yaml").write_text(PAGE_NAMESPACE)
         (self.directory / "targets.yaml").write_text(TARGETS.format(
             port=self.port, subscription=SUBSCRIPTION, rg=RG, cluster=CLUSTER, clustering=clustering,
             location="      location: westeurope\n" if location else ""))

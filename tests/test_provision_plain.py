@@ -14,6 +14,7 @@ import tests.servers as servers
 import toolkit
 from tests.conftest import POLICIES
 from tests.servers import RedisServer, start_redis
+from tests.policytext import PAGE_NAMESPACE
 from toolkit.cli import main
 from toolkit.policy.published import POLICY_KEY
 from toolkit.provision import apply_plan, compute_plan, open_backend, read_live
@@ -26,14 +27,6 @@ targets:
     url: "redis://127.0.0.1:{port}/0"
     instance:
 {instance}
-"""
-NAMESPACES = """
-namespaces:
-  page:
-    key: "page:{slug}"
-    type: string
-    tier: volatile
-    ttl: 5m
 """
 
 
@@ -50,7 +43,7 @@ def fresh_redis(tmp_path: Path) -> Iterator[RedisServer]:
 def box_policy(tmp_path: Path, port: int, instance: str, clustering: str = "NoCluster") -> toolkit.PolicySet:
     lines = [f"clustering_policy: {clustering}"] + instance.strip().splitlines()
     (tmp_path / "targets.yaml").write_text(PLAIN_TARGET.format(port=port, instance="\n".join(f"      {x}" for x in lines)))
-    (tmp_path / "ns.yaml").write_text(NAMESPACES)
+    (tmp_path / "ns.yaml").write_text(PAGE_NAMESPACE)
     return toolkit.load(tmp_path)
 
 

@@ -7,19 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.policytext import PAGE_NAMESPACE
 import toolkit
 from toolkit.policy.model import InstancePolicy, Module, Persistence, PolicySet
 from toolkit.provision.plan import BLOCKED, CREATE, ERROR, UPDATE, WARNING, compute_plan, effective
 from toolkit.provision.state import LiveState, persistence_from_redis, persistence_to_redis, to_json
 
-CACHE_NS = """
-namespaces:
-  page:
-    key: "page:{slug}"
-    type: string
-    tier: volatile
-    ttl: 5m
-"""
 PERSISTENT_NS = """
   ledger:
     key: "ledger:{account}"
@@ -44,7 +37,7 @@ LIVE = InstancePolicy(sku="Balanced_B5", high_availability=True, minimum_tls_ver
                       persistence=Persistence(), modules=(), access_keys_authentication=False)
 
 
-def load(tmp_path: Path, instance: str, *, namespaces: str = CACHE_NS, auth: str = ENTRA) -> PolicySet:
+def load(tmp_path: Path, instance: str, *, namespaces: str = PAGE_NAMESPACE, auth: str = ENTRA) -> PolicySet:
     (tmp_path / "ns.yaml").write_text(namespaces)
     body = "\n".join(f"      {line}" for line in instance.strip().splitlines()) or "      {}"
     (tmp_path / "targets.yaml").write_text(AZURE_TARGET.replace("INSTANCE", body).replace("AUTH", auth))
@@ -158,7 +151,7 @@ def _codes(plan, severity: str) -> list[str]:
 
 
 def test_persistent_namespace_under_volatile_eviction_warns(tmp_path: Path) -> None:
-    policy = load(tmp_path, "clustering_policy: EnterpriseCluster", namespaces=CACHE_NS + PERSISTENT_NS)
+    policy = load(tmp_path, "clustering_policy: EnterpriseCluster", namespaces=PAGE_NAMESPACE + PERSISTENT_NS)
     plan = plan_of(policy, azure_live())
     assert _codes(plan, WARNING) == ["persistent-under-volatile-eviction"] and not plan.refused
     assert "ledger" in plan.findings[0].message
@@ -166,7 +159,7 @@ def test_persistent_namespace_under_volatile_eviction_warns(tmp_path: Path) -> N
 
 def test_persistent_namespace_under_allkeys_eviction_blocks(tmp_path: Path) -> None:
     policy = load(tmp_path, "clustering_policy: EnterpriseCluster\neviction_policy: AllKeysLFU",
-                  namespaces=CACHE_NS + PERSISTENT_NS)
+                  namespaces=PAGE_NAMESPACE + PERSISTENT_NS)
     plan = plan_of(policy, azure_live())
     assert _codes(plan, ERROR) == ["persistent-may-be-evicted"] and plan.refused
 

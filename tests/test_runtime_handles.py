@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 import redis
 
 import toolkit
+from tests.policytext import load_policy
 from toolkit.errors import ConfigurationError, PolicyViolation
 
 INJECTIONS = ["*", "1*", "?", "[a-z]", "1]", "\\", "1\\*", "{1}", "{", "}", "1:name", ":", "1\r\nFLUSHALL", "a b",
@@ -82,7 +81,7 @@ def test_injected_parameters_never_touch_a_foreign_key(engine, redis_client, val
 
 
 def test_hash_tag_keys_share_a_slot_and_classify_back(tmp_path, redis_client):
-    (tmp_path / "p.yaml").write_text(textwrap.dedent("""
+    policy = load_policy(tmp_path, """
         namespaces:
           profile:
             key: "user:{user_id}:profile"
@@ -94,8 +93,7 @@ def test_hash_tag_keys_share_a_slot_and_classify_back(tmp_path, redis_client):
             type: list
             tier: moderate
             hash_tag: user_id
-    """))
-    policy = toolkit.load(tmp_path)
+    """)
     engine = toolkit.connect(policy, client=redis_client)
     engine.namespace("profile").set("p", user_id="1001")
     engine.namespace("cart").rpush("sku-1", user_id="1001")
@@ -108,7 +106,7 @@ def test_hash_tag_keys_share_a_slot_and_classify_back(tmp_path, redis_client):
 
 
 def test_codecs_coexist_on_one_client(tmp_path, redis_client):
-    (tmp_path / "p.yaml").write_text(textwrap.dedent("""
+    policy = load_policy(tmp_path, """
         namespaces:
           avatar:
             key: "avatar:{user_id}"
@@ -125,8 +123,8 @@ def test_codecs_coexist_on_one_client(tmp_path, redis_client):
             type: hash
             codec: json
             tier: stable
-    """))
-    engine = toolkit.connect(toolkit.load(tmp_path), client=redis_client)
+    """)
+    engine = toolkit.connect(policy, client=redis_client)
     png = b"\x89PNG\r\n\x1a\n\x00\xff"
     engine.namespace("avatar").set(png, user_id=1)
     engine.namespace("label").set("Zoë", user_id=1)
@@ -138,7 +136,7 @@ def test_codecs_coexist_on_one_client(tmp_path, redis_client):
         engine.namespace("avatar").set("text is not bytes", user_id=1)
     decoding = redis.Redis(port=redis_client.connection_pool.connection_kwargs["port"], decode_responses=True)
     with pytest.raises(ConfigurationError, match="decode_responses"):
-        toolkit.connect(toolkit.load(tmp_path), client=decoding)
+        toolkit.connect(policy, client=decoding)
     decoding.close()
 
 
@@ -152,15 +150,15 @@ def test_a_key_of_the_wrong_type_is_a_policy_violation(engine, redis_client):
 
 
 def test_persistent_namespace_takes_no_ttl(tmp_path, redis_client):
-    (tmp_path / "p.yaml").write_text(textwrap.dedent("""
+    policy = load_policy(tmp_path, """
         namespaces:
           flags:
             key: "flags:{name}"
             type: hash
             tier: persistent
             reason: Feature flags are the source of truth, written by the admin service.
-    """))
-    flags = toolkit.connect(toolkit.load(tmp_path), client=redis_client).namespace("flags")
+    """)
+    flags = toolkit.connect(policy, client=redis_client).namespace("flags")
     flags.hset("enabled", "1", name="checkout")
     assert redis_client.pttl("flags:checkout") == -1
     assert flags.persist(name="checkout") is False  # already persistent: allowed, nothing to do
