@@ -108,6 +108,7 @@ def test_unreachable_fail_open_namespaces_miss_and_drop_writes(policies, refusin
     assert engine.namespace("user").hset("name", "x", user_id=1) is None
     assert engine.namespace("user_recent").lrange(user_id=1) == []
     assert engine.namespace("user_recent").lpush({"id": 1}, user_id=1) is None
+    assert engine.namespace("user_recent").delete(user_id=1) == 0  # a dropped delete is a dropped write
     with engine.pipeline() as p:
         p.namespace("session").set("v", session_id="abcdef")
         p.namespace("session").get(session_id="abcdef")
@@ -119,7 +120,7 @@ def test_unreachable_fail_open_namespaces_miss_and_drop_writes(policies, refusin
     assert (session_stats["hits"], session_stats["misses"], session_stats["errors"], session_stats["dropped_writes"]) == (0, 2, 4, 2)
     assert (stats["user_data"]["misses"], stats["user_data"]["loads"], stats["user_data"]["dropped_writes"]) == (2, 2, 2)
     assert stats["user"]["dropped_writes"] == 2 and stats["user"]["loads"] == 1
-    assert stats["user_recent"]["errors"] == 2
+    assert (stats["user_recent"]["errors"], stats["user_recent"]["dropped_writes"]) == (3, 2)
     assert engine.breaker_state == "open"
 
 

@@ -160,6 +160,7 @@ class Engine:
             breaker.failure()
             return self._unavailable(op, exc)
         except ResponseError as exc:
+            breaker.success()  # the server answered: it is reachable
             raise _wrong_type(exc) or exc
         if breaker._failures or breaker._opened_at is not None:
             breaker.success()

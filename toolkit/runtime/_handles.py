@@ -76,7 +76,8 @@ class Handle:
         return ns.ttl_ms + int(random.random() * (spread + 1)) if spread else ns.ttl_ms
 
     def delete(self, **params: Any) -> int:
-        return self._runner.run(op(self.ns, ("DEL", self._build(params)), None, OTHER, 0))
+        """DEL; a write: when Redis is unreachable on fail-open it is dropped and counted as such."""
+        return self._runner.run(op(self.ns, ("DEL", self._build(params)), None, WRITE, 0))
 
     def exists(self, **params: Any) -> int:
         return self._runner.run(op(self.ns, ("EXISTS", self._build(params)), None, OTHER, 0))
