@@ -37,7 +37,7 @@ class Handle:
 
     type_name = ""
     commands: frozenset[str] = frozenset()
-    __slots__ = ("ns", "_runner", "_build", "_encode", "_decode", "_engine", "_indexes")
+    __slots__ = ("ns", "_runner", "_build", "_encode", "_decode", "_engine", "_indexes", "_jitter")
 
     def __init__(self, ns: Namespace, runner: Runner, engine: "Engine"):
         self.ns = ns
@@ -45,6 +45,7 @@ class Handle:
         self._engine = engine
         self._build = ns.build_key
         self._indexes = engine._indexes.get(ns.name, ())
+        self._jitter = ns.max_jitter_ms  # a property: computed once, not on every write
         codec = CODECS[ns.codec]
         self._encode = codec.encode
         self._decode = codec.decode
@@ -72,7 +73,7 @@ class Handle:
             return ttl_ms
         if ns.ttl_ms is None:
             return 0
-        spread = ns.max_jitter_ms
+        spread = self._jitter
         return ns.ttl_ms + int(random.random() * (spread + 1)) if spread else ns.ttl_ms
 
     def delete(self, **params: Any) -> int:
@@ -113,7 +114,9 @@ class Handle:
         return [rule.index_key(spec.check(params[spec.name])) for rule, spec in self._indexes]
 
     def _script_op(self, script: _scripts.Script, key: str, params: Mapping[str, Any], *argv: Any) -> Op:
-        keys = [key, *self._index_keys(params)] if self._indexes else [key]
+        if not self._indexes:
+            return op(self.ns, ("EVALSHA", script.sha, 1, key, *argv), None, WRITE, None)
+        keys = [key, *self._index_keys(params)]
         return op(self.ns, ("EVALSHA", script.sha, len(keys), *keys, *argv), None, WRITE, None)
 
     def _script(self, script: _scripts.Script, key: str, params: Mapping[str, Any], *argv: Any) -> Any:
@@ -287,18 +290,14 @@ class CounterHandle(Handle):
         """INCRBY; the window TTL is set by the first increment only (never extended)."""
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise PolicyViolation(f"counter {self.ns.name!r} increments by integers, got {type(amount).__name__}")
-        ns = self.ns
-        ttl_ms = ns.ttl_ms + int(random.random() * (ns.max_jitter_ms + 1)) if ns.ttl_ms else 0
-        return self._script(_scripts.COUNTER_INCR, self._build(params), params, amount, ttl_ms)
+        return self._script(_scripts.COUNTER_INCR, self._build(params), params, amount, self._ttl_ms(None))
 
-    def incr(self, amount: int = 1, **params: Any) -> int | None:
-        return self.incrby(amount, **params)
+    incr = incrby  # the same method: no second call and keyword repacking on the hot path
 
     def decrby(self, amount: int = 1, **params: Any) -> int | None:
         return self.incrby(-amount, **params)
 
-    def decr(self, amount: int = 1, **params: Any) -> int | None:
-        return self.incrby(-amount, **params)
+    decr = decrby
 
 
 _HANDLES: dict[str, type[Handle]] = {"string": StringHandle, "hash": HashHandle, "list": ListHandle, "counter": CounterHandle}
