@@ -78,11 +78,30 @@ class Classifier:
         root = self._roots.get(len(segments))
         if root is None:
             return None
+        # The first choice at every segment (its literal child, else the first matching pattern)
+        # is the path _walk tries first: when it ends at a leaf, it is _walk's answer, found without
+        # recursion. Only a dead end needs the backtracking walk.
+        node, params = root, {}
+        for segment in segments:
+            child = node.literal.get(segment)
+            if child is None:
+                for regex, names, pattern_child in node.patterns:
+                    m = regex.fullmatch(segment)
+                    if m is not None:
+                        params.update(zip(names, m.groups()))
+                        child = pattern_child
+                        break
+                else:
+                    break
+            node = child
+        else:
+            if node.leaf is not None:
+                return self._with_patterns(node.leaf, params)
         found = self._walk(root, segments, 0, [])
-        if found is None:
-            return None
-        ns, captured = found
-        params = dict(captured)
+        return None if found is None else self._with_patterns(found[0], dict(found[1]))
+
+    def _with_patterns(self, ns: "Namespace", params: dict[str, str]) -> tuple["Namespace", dict[str, str]] | None:
+        """The parameters' own ``pattern``s are not in the trie: check them on the captured values."""
         for spec in self._checked[ns.name]:
             if spec._pattern(params[spec.name]) is None:  # type: ignore[attr-defined]
                 return None
