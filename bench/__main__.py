@@ -76,11 +76,13 @@ def run(args: argparse.Namespace) -> dict:
         doc = {"format_version": "1", "command": " ".join(["python -m bench", *sys.argv[1:]]),
                "mode": "quick" if args.quick else "full", "rounds": sizes.rounds,
                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "machine": _machine.describe(client), "workloads": {}}
+               "machine": _machine.describe(client), "workloads": {}, "workload_seconds": {}}
         for name in names:
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            workload_started = time.monotonic()
             for result in WORKLOADS[name][0](ctx):
                 doc["workloads"][result.name] = result.as_json()
+            doc["workload_seconds"][name] = round(time.monotonic() - workload_started, 1)
         doc["machine"]["load_average_end"] = list(os.getloadavg())
         doc["duration_s"] = round(time.monotonic() - started, 1)
         checks = [c for w in doc["workloads"].values() for c in w["checks"]]
