@@ -141,7 +141,7 @@ def cache_aside(ctx: Context) -> list[Result]:
         early.notes.append("engine early_refresh: GET + PTTL in one round trip per hit (XFetch needs the remaining TTL)")
         locked = _miss(ctx, c, "cache_aside_miss_lock", "cache-aside miss with a Redis lock (no target)",
                        ("engine_lock", "cashews_lock", "dogpile_lock", "seed"), variant_blocks)
-        locked.notes.append("engine lock: SET NX PX, GET again, load, SET PX, release script: 4 round trips more than the seed")
+        locked.notes.append("engine lock: GET, SET NX PX, GET again, load, SET PX, release script: 5 round trips, the seed's 2")
         return [hit, miss, early, locked]
     finally:
         c.close()

@@ -27,7 +27,8 @@ def _rows(doc: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
         for v in w["variants"].values():
             ratio, cpu = v["ratio_to_baseline"], v.get("cpu_per_op_us")
             cpu_ratio = cpu / base["cpu_per_op_us"] if cpu is not None and base and base.get("cpu_per_op_us") else None
-            measured.append([name if first else "", v["label"], _time(v["per_op_us"]), f"{v['ops_per_s']:,.0f}",
+            rate = v["ops_per_s"]
+            measured.append([name if first else "", v["label"], _time(v["per_op_us"]), f"{rate:,.0f}" if rate >= 100 else f"{rate:.2g}",
                              "" if ratio is None else f"{ratio:.2f}", "" if cpu is None else _time(cpu),
                              "" if cpu_ratio is None else f"{cpu_ratio:.2f}"])
             first = False
