@@ -71,7 +71,7 @@ def audit(ctx: Context) -> list[Result]:
     ctx.keyspace()
     walls, rates, worst, p99s = [], [], [], []
     report: dict = {}
-    for _ in range(ctx.sizes.audit_rounds):
+    for _ in range(ctx.sizes.slow_rounds):
         seconds, report, latencies = _audit_once(ctx)
         walls.append(seconds)
         rates.append(report["scanned"] / report["elapsed_s"])

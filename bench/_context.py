@@ -38,16 +38,16 @@ class Sizes:
     """Pipelines of PIPELINE_OPS operations per round."""
     classify_blocks: int
     """Blocks of CLASSIFY_BLOCK keys per round."""
-    audit_rounds: int
-    """An audit of 1M keys takes seconds: fewer rounds than the other workloads in a quick run."""
+    slow_rounds: int
+    """Rounds of the workloads that take seconds each (the 1M-key keyspace, redis-benchmark): fewer in a quick run."""
     keyspace_keys: int = 1_000_000
 
 
 BLOCK_OPS = 1_000
 PIPELINE_OPS = 10_000
 CLASSIFY_BLOCK = 10_000
-FULL = Sizes(rounds=5, blocks=20, pipelines=5, classify_blocks=20, audit_rounds=5)
-QUICK = Sizes(rounds=3, blocks=2, pipelines=1, classify_blocks=2, audit_rounds=1)
+FULL = Sizes(rounds=5, blocks=20, pipelines=5, classify_blocks=20, slow_rounds=5)
+QUICK = Sizes(rounds=3, blocks=2, pipelines=1, classify_blocks=2, slow_rounds=1)
 
 
 @dataclass

@@ -52,12 +52,12 @@ def invalidation(ctx: Context) -> list[Result]:
     scan = measure("invalidation", f"invalidate one user's 5 keys among {ctx.client.dbsize():,} keys",
                    [Variant("engine", "engine rule (SCAN)", run("engine", lambda u: engine.invalidate("user_scan", user_id=u), one)),
                     Variant("seed", "seed SCAN COUNT 100 loop", run("seed", _seed.invalidate_user_cache, one))],
-                   ops=1, unit="invalidation", rounds=ctx.sizes.rounds, baseline="seed")
+                   ops=1, unit="invalidation", rounds=ctx.sizes.slow_rounds, baseline="seed")
     many = [users // 3 + i for i in range(INDEXED_PER_ROUND)]
     indexed = measure("invalidation_indexed", "the same with the per-user index (index: user_id)",
                       [Variant("indexed", "engine rule (index)",
                                run("indexed", lambda u: engine.invalidate("user_indexed", user_id=u), many))],
-                      ops=len(many), unit="invalidation", rounds=ctx.sizes.rounds)
+                      ops=len(many), unit="invalidation", rounds=ctx.sizes.slow_rounds)
     for name, label in (("engine", "engine"), ("seed", "seed")):
         calls = statistics.median(c for c, _ in server[name])
         usec = statistics.median(u for _, u in server[name])

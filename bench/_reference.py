@@ -27,9 +27,9 @@ def reference(ctx: Context) -> list[Result]:
         return [Result("reference", "redis-benchmark", 1, "request", {}, {},
                        notes=["redis-benchmark not found (Debian: apt-get install redis-tools)"])]
     results = []
-    for pipeline, requests in ((1, 20_000 if ctx.quick else 50_000), (100, 200_000 if ctx.quick else 1_000_000)):
+    for pipeline, requests in ((1, 10_000 if ctx.quick else 50_000), (100, 100_000 if ctx.quick else 1_000_000)):
         rates: dict[str, list[float]] = {"GET": [], "SET": []}
-        for _ in range(ctx.sizes.rounds):
+        for _ in range(ctx.sizes.slow_rounds):
             for command, rate in _requests_per_s(ctx.port, pipeline, requests).items():
                 rates[command].append(rate)
         # Stored as seconds per round of `requests`, so the table reads like the other workloads.
