@@ -40,9 +40,9 @@ class Sizes:
     """Blocks of CLASSIFY_BLOCK keys per round."""
     slow_rounds: int
     """Rounds of the workloads that take seconds each (the 1M-key keyspace, redis-benchmark): fewer in a quick run."""
-    keyspace_keys: int = 1_000_000
 
 
+KEYSPACE_KEYS = 1_000_000
 BLOCK_OPS = 1_000
 PIPELINE_OPS = 10_000
 CLASSIFY_BLOCK = 10_000
@@ -67,8 +67,8 @@ class Context:
         return self._engines[policies]
 
     def keyspace(self) -> int:
-        """Fill the database with ``keyspace_keys`` user:<id>:<field> keys (once); returns the user count."""
-        users = self.sizes.keyspace_keys // len(KEYSPACE_FIELDS)
+        """Fill the database with KEYSPACE_KEYS user:<id>:<field> keys (once); returns the user count."""
+        users = KEYSPACE_KEYS // len(KEYSPACE_FIELDS)
         if not self._keyspace_loaded:
             self.client.flushdb()
             step = 20_000
@@ -76,7 +76,3 @@ class Context:
                 self.client.eval(_FILL, 0, start, min(start + step, users))
             self._keyspace_loaded = True
         return users
-
-    def forget_keyspace(self) -> None:
-        """Workloads that flush the database call this so the keyspace is loaded again when needed."""
-        self._keyspace_loaded = False

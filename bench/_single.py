@@ -18,8 +18,6 @@ KEYS = BLOCK_OPS
 VALUE = b"v" * 64
 FIELDS = {"name": b"Alice Smith", "email": b"alice@example.com", "age": b"28"}
 TTL_MS = 3_600_000
-
-
 IDS = list(range(KEYS))
 
 
