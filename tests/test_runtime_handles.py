@@ -191,3 +191,14 @@ def test_stats_count_hits_and_misses(engine):
     names.get(user_id=1)
     stats = engine.stats()["user_name"]
     assert (stats["hits"], stats["misses"], stats["errors"]) == (1, 1, 0)
+
+
+def test_a_decoding_client_serves_text_and_json_namespaces(policies, redis_server, redis_client):
+    """The caller's client is used as is: decode_responses=True is fine when no namespace stores bytes."""
+    client = redis.Redis(port=redis_server.port, decode_responses=True)
+    engine = toolkit.connect(policies, client=client)
+    engine.namespace("user").hset(mapping={"name": "Zoë"}, user_id=1)
+    engine.namespace("user_profile").set({"bio": "hi"}, user_id=1)
+    assert engine.namespace("user").hgetall(user_id=1) == {"name": "Zoë"}
+    assert engine.namespace("user_profile").get(user_id=1) == {"bio": "hi"}
+    client.close()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from toolkit.policy.published import RESERVED_PREFIX
 from toolkit.runtime import _scripts
-from toolkit.runtime._ops import OTHER, Op
+from toolkit.runtime._ops import OTHER, op
 
 if TYPE_CHECKING:
     from toolkit.runtime._engine import Engine
@@ -100,9 +100,9 @@ class CacheAside:
 
     def _read(self, handle: "Handle", key: str, *, with_ttl: bool) -> tuple[bool, Any, int]:
         ns = handle.ns
-        read = Op(ns, (handle._read_command, key), None, OTHER, None)
+        read = op(ns, (handle._read_command, key), None, OTHER, None)
         if with_ttl:
-            raw, pttl = self._engine._send_batch([read, Op(ns, ("PTTL", key), None, OTHER, -2)], False)
+            raw, pttl = self._engine._send_batch([read, op(ns, ("PTTL", key), None, OTHER, -2)], False)
         else:
             raw, pttl = self._engine.run(read), -1
         found, value = handle._cached(raw)
@@ -123,7 +123,7 @@ class CacheAside:
         engine = self._engine
         lock_key = LOCK_PREFIX + key
         token = os.urandom(16).hex()
-        acquired = engine.run(Op(ns, ("SET", lock_key, token, "NX", "PX", options.lock_timeout_ms), None, OTHER, _UNREACHABLE))
+        acquired = engine.run(op(ns, ("SET", lock_key, token, "NX", "PX", options.lock_timeout_ms), None, OTHER, _UNREACHABLE))
         if acquired is _UNREACHABLE:
             return self._load(handle, key, params, loader)
         if acquired:
@@ -131,7 +131,7 @@ class CacheAside:
                 found, value, _ = self._read(handle, key, with_ttl=False)  # filled between our miss and the lock?
                 return value if found else self._load(handle, key, params, loader)
             finally:
-                engine.run(Op(ns, ("EVALSHA", _scripts.LOCK_RELEASE.sha, 1, lock_key, token), None, OTHER, 0))
+                engine.run(op(ns, ("EVALSHA", _scripts.LOCK_RELEASE.sha, 1, lock_key, token), None, OTHER, 0))
         engine._stats.add(ns.name, "lock_waits")
         deadline = time.monotonic() + options.wait_timeout_ms / 1000
         delay = 0.005
@@ -140,7 +140,7 @@ class CacheAside:
             delay = min(delay * 2, 0.05)
             # The lock first, then the value: an owner stores before it releases, so a lock seen
             # gone means a value we will read, unless the owner gave up (its loader failed).
-            held = engine.run(Op(ns, ("EXISTS", lock_key), None, OTHER, 0))
+            held = engine.run(op(ns, ("EXISTS", lock_key), None, OTHER, 0))
             found, value, _ = self._read(handle, key, with_ttl=False)
             if found:
                 return value

@@ -182,10 +182,15 @@ class HashHandle(Handle):
     __slots__ = ()
 
     def _decode_mapping(self, raw: Any) -> dict[str, Any] | None:
-        if not raw or NEGATIVE in raw:
-            return {} if not raw else None
+        if not raw:
+            return {}
+        if NEGATIVE in raw:
+            return None
         decode = self._decode
-        return {(k.decode() if isinstance(k, bytes) else k): decode(v) for k, v in raw.items()}
+        try:
+            return {k.decode(): decode(v) for k, v in raw.items()}
+        except AttributeError:  # a client with decode_responses=True already returns str field names
+            return {k: decode(v) for k, v in raw.items()}
 
     def _decode_value(self, raw: Any) -> Any:
         return None if raw is None else self._decode(raw)
