@@ -182,15 +182,19 @@ class Engine:
         return op.fallback
 
     def _send_batch(self, ops: list[Op], transaction: bool) -> list[Any]:
-        """Send Ops in one round trip (split by slot on a cluster), then decode each reply."""
+        """Send Ops in one round trip (split by slot on a cluster), then decode each reply.
+
+        Scripts go as EVAL with their source here: a NOSCRIPT reply in the middle of a batch
+        (after a restart or failover) could only be retried out of order, and inside MULTI it
+        would abort the whole transaction.
+        """
         if not ops:
             return []
         if not self._breaker.allow():
             return [self._unavailable(op, None) for op in ops]
         pipe = self.client.pipeline(transaction=transaction)
         for op in ops:
-            if transaction and op.args[0] == "EVALSHA":
-                # NOSCRIPT inside MULTI would abort the whole transaction: send the source.
+            if op.args[0] == "EVALSHA":
                 pipe.execute_command("EVAL", _scripts.ALL[op.args[1]].source, *op.args[2:])
             else:
                 pipe.execute_command(*op.args)
@@ -201,12 +205,16 @@ class Engine:
             return [self._unavailable(op, exc) for op in ops]
         finally:
             pipe.reset()
-        self._breaker.success()
+        # A cluster pipeline reports a node it cannot reach per command instead of raising.
+        if any(isinstance(raw, UNAVAILABLE) for raw in raws):
+            self._breaker.failure()
+        else:
+            self._breaker.success()
         results = []
         first_error: BaseException | None = None
         for op, raw in zip(ops, raws):
-            if isinstance(raw, NoScriptError):
-                results.append(self.run(op))  # reloads the script through EVAL
+            if isinstance(raw, UNAVAILABLE):
+                results.append(self._unavailable(op, raw))
                 continue
             if isinstance(raw, Exception):
                 first_error = first_error or raw

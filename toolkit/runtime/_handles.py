@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 NEGATIVE = b"\x00toolkit:none\x00"
 """Stored instead of a value when a loader returned None and the namespace caches negatives."""
+_NEGATIVES = (NEGATIVE, NEGATIVE.decode())
+"""The sentinel as a bytes client and as a ``decode_responses=True`` client return it."""
 
 
 
@@ -91,14 +93,22 @@ class Handle:
 
     def expire(self, ttl: float, **params: Any) -> bool:
         """Set the TTL of an existing key; it must be inside the namespace's tier."""
-        ttl_ms = self._ttl_ms(ttl)
-        return self._runner.run(op(self.ns, ("PEXPIRE", self._build(params), ttl_ms), _bool, WRITE, False))
+        return self._set_ttl(self._build(params), params, self._ttl_ms(ttl))
 
     def persist(self, **params: Any) -> bool:
         """Only for ``tier: persistent`` namespaces: removing the TTL of a key that must expire is refused."""
         if self.ns.expires:
             raise PolicyViolation(f"namespace {self.ns.name!r} (tier {self.ns.tier}) must expire: persist is refused")
-        return self._runner.run(op(self.ns, ("PERSIST", self._build(params)), _bool, WRITE, False))
+        return self._set_ttl(self._build(params), params, 0)
+
+    def _set_ttl(self, key: str, params: Mapping[str, Any], ttl_ms: int) -> bool:
+        """PEXPIRE (or PERSIST for 0); through a script when the key's index must follow its new TTL."""
+        if self._indexes:
+            keys = [key, *self._index_keys(params)]
+            args: tuple = ("EVALSHA", _scripts.KEY_TTL.sha, len(keys), *keys, ttl_ms)
+        else:
+            args = ("PEXPIRE", key, ttl_ms) if ttl_ms else ("PERSIST", key)
+        return self._runner.run(op(self.ns, args, _bool, WRITE, False))
 
     def _immediate(self, method: str) -> "Engine":
         """The engine, for calls that take several steps and so cannot be queued in a pipeline."""
@@ -129,7 +139,7 @@ class StringHandle(Handle):
     __slots__ = ()
 
     def _decode_value(self, raw: Any) -> Any:
-        if raw is None or raw == NEGATIVE:
+        if raw is None or raw in _NEGATIVES:
             return None
         return self._decode(raw)
 
@@ -142,7 +152,7 @@ class StringHandle(Handle):
     def _cached(self, raw: Any) -> tuple[bool, Any]:
         if raw is None:
             return False, None
-        return True, (None if raw == NEGATIVE else self._decode(raw))
+        return True, (None if raw in _NEGATIVES else self._decode(raw))
 
     def _store(self, key: str, params: Mapping[str, Any], value: Any, ttl_ms: int) -> Op:
         return self._set_op(key, params, NEGATIVE if value is None else self._encode(value), ttl_ms, ())
@@ -151,7 +161,8 @@ class StringHandle(Handle):
         """SET with its TTL in the same command; through a script when the key must join an index."""
         options: tuple = ("PX", ttl_ms, *flags) if ttl_ms else flags
         if self._indexes:
-            return self._script_op(_scripts.STRING_SET, key, params, data, *options)
+            keys = [key, *self._index_keys(params)]
+            return op(self.ns, ("EVALSHA", _scripts.STRING_SET.sha, len(keys), *keys, data, *options), _bool, WRITE, None)
         return op(self.ns, ("SET", key, data, *options), _bool, WRITE, None)
 
     def set(self, value: Any, /, *, ttl: float | None = None, nx: bool = False, xx: bool = False, **params: Any) -> bool | None:
@@ -184,7 +195,7 @@ class HashHandle(Handle):
     def _decode_mapping(self, raw: Any) -> dict[str, Any] | None:
         if not raw:
             return {}
-        if NEGATIVE in raw:
+        if _NEGATIVES[0] in raw or _NEGATIVES[1] in raw:
             return None
         decode = self._decode
         try:

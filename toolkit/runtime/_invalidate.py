@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
+from redis.exceptions import NoScriptError
+
 from toolkit.errors import CacheUnavailable, PolicyViolation
 from toolkit.policy.model import InvalidationRule, PolicySet
 from toolkit.policy.templates import Param, build_values
+from toolkit.runtime import _scripts
 
 if TYPE_CHECKING:
     from toolkit.runtime._engine import Engine
@@ -67,10 +70,10 @@ def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
         if rule.index is not None:
             # O(keys of this entity): the index lists every key the engine wrote for this value.
             index_key = rule.index_key(_param_specs(policy, rule)[rule.index].check(params[rule.index]))
-            members = list(client.smembers(index_key))
-            for start in range(0, len(members), UNLINK_BATCH):
-                deleted += client.unlink(*members[start:start + UNLINK_BATCH])
-            client.unlink(index_key)
+            try:
+                deleted += client.evalsha(_scripts.INDEX_DROP.sha, 1, index_key)
+            except NoScriptError:
+                deleted += client.eval(_scripts.INDEX_DROP.source, 1, index_key)
             globs = []
         for pattern in globs:
             batch: list[bytes] = []

@@ -44,7 +44,8 @@ class Script:
 # ARGV[1] = ttl ms (0: persistent namespace), ARGV[2] = 1 to replace the whole hash (cache fill),
 # ARGV[3..] = field, value, field, value...
 HASH_WRITE = Script("hash_write", """
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1])
+else redis.call('HDEL', KEYS[1], '\\0toolkit:none\\0') end  -- real fields replace a cached "not found"
 local n = 0
 for i = 3, #ARGV, 2000 do
   n = n + redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
@@ -82,10 +83,30 @@ local ok = redis.call('SET', KEYS[1], ARGV[1], unpack(ARGV, 2))
 if not ok then return false end
 """ + _INDEX + "return ok")
 
+# expire()/persist() on an indexed namespace: ARGV[1] = ttl ms, or 0 to persist. The index follows.
+KEY_TTL = Script("key_ttl", """
+local done
+if tonumber(ARGV[1]) > 0 then done = redis.call('PEXPIRE', KEYS[1], ARGV[1])
+else done = redis.call('PERSIST', KEYS[1]) end
+if done == 0 then return 0 end
+""" + _INDEX + "return done")
+
+# Indexed invalidation in one atomic step: a write racing it is either deleted with the entity or
+# stays recorded in a fresh index, never orphaned. The members share KEYS[1]'s slot (hash tag).
+INDEX_DROP = Script("index_drop", """
+local members = redis.call('SMEMBERS', KEYS[1])
+local n = 0
+for i = 1, #members, 1000 do
+  n = n + redis.call('UNLINK', unpack(members, i, math.min(i + 999, #members)))
+end
+redis.call('UNLINK', KEYS[1])
+return n
+""")
+
 # Release a lock only if we still own it (the token we set).
 LOCK_RELEASE = Script("lock_release", """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """)
 
-ALL = {s.sha: s for s in (HASH_WRITE, LIST_PUSH, COUNTER_INCR, STRING_SET, LOCK_RELEASE)}
+ALL = {s.sha: s for s in (HASH_WRITE, LIST_PUSH, COUNTER_INCR, STRING_SET, KEY_TTL, INDEX_DROP, LOCK_RELEASE)}
