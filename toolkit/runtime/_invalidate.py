@@ -37,16 +37,18 @@ def _param_specs(policy: PolicySet, rule: InvalidationRule) -> dict[str, Param]:
     return specs
 
 
-def rule_keys(policy: PolicySet, rule: InvalidationRule, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """The exact keys and the SCAN globs of a rule for these parameters; PolicyViolation if a value is unsafe."""
+def rule_keys(policy: PolicySet, rule: InvalidationRule, params: Mapping[str, Any]) -> tuple[list[str], list[str], str | None]:
+    """A rule's exact keys, its SCAN globs and its index set for these parameters; PolicyViolation if a value is unsafe.
+
+    An indexed rule reads its entity's index instead of scanning, so it has no globs.
+    """
     specs = _param_specs(policy, rule)
+    what = f"rule {rule.name!r}"
     exact = [policy.namespaces[name].build_key(params) for name in rule.namespaces]
-    for template in rule.keys:
-        exact.append(template.render(build_values(template, specs, params, f"rule {rule.name!r}"), rule.hash_tag))
-    globs = [t.render(build_values(t, specs, params, f"rule {rule.name!r}"), rule.hash_tag) for t in rule.match]
-    if not rule.namespaces and not rule.keys and not rule.match:
-        raise PolicyViolation(f"rule {rule.name!r} names nothing to delete")
-    return exact, globs
+    exact += [t.render(build_values(t, specs, params, what), rule.hash_tag) for t in rule.keys]
+    if rule.index is not None:
+        return exact, [], rule.index_key(specs[rule.index].check(params[rule.index]))
+    return exact, [t.render(build_values(t, specs, params, what), rule.hash_tag) for t in rule.match], None
 
 
 def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
@@ -59,7 +61,7 @@ def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
     if missing or extra:
         raise PolicyViolation(f"rule {name!r} takes parameters ({', '.join(rule.params)}); "
                               f"missing: {', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'}")
-    exact, globs = rule_keys(policy, rule, params)  # every value is checked before anything is sent
+    exact, globs, index_key = rule_keys(policy, rule, params)  # every value is checked before anything is sent
     from toolkit.runtime._engine import UNAVAILABLE
 
     client = engine.client
@@ -67,14 +69,12 @@ def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
     try:
         if exact:
             deleted += client.unlink(*exact)
-        if rule.index is not None:
+        if index_key is not None:
             # O(keys of this entity): the index lists every key the engine wrote for this value.
-            index_key = rule.index_key(_param_specs(policy, rule)[rule.index].check(params[rule.index]))
             try:
                 deleted += client.evalsha(_scripts.INDEX_DROP.sha, 1, index_key)
             except NoScriptError:
                 deleted += client.eval(_scripts.INDEX_DROP.source, 1, index_key)
-            globs = []
         for pattern in globs:
             batch: list[bytes] = []
             for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
