@@ -140,13 +140,16 @@ def test_codecs_coexist_on_one_client(tmp_path, redis_client):
     decoding.close()
 
 
-def test_a_key_of_the_wrong_type_is_a_policy_violation(engine, redis_client):
+def test_a_key_of_the_wrong_type_reads_as_a_miss_on_fail_open(engine, redis_client):
+    """What Redis holds against the policy is not the caller's mistake: counted, read as a miss, never raised."""
     redis_client.rpush("user:5:name", "not a string")
-    with pytest.raises(PolicyViolation, match="another Redis type"):
-        engine.namespace("user_name").get(user_id=5)
-    with pytest.raises(PolicyViolation, match="another Redis type"):
-        with engine.pipeline() as p:
-            p.namespace("user_name").get(user_id=5)
+    assert engine.namespace("user_name").get(user_id=5) is None
+    with engine.pipeline() as p:
+        p.namespace("user_name").get(user_id=5)
+        p.namespace("user_name").set("kept", user_id=6)
+    assert p.results == [None, True]
+    stats = engine.stats()["user_name"]
+    assert (stats["data_errors"], stats["misses"], stats["hits"]) == (2, 2, 0)
 
 
 def test_persistent_namespace_takes_no_ttl(tmp_path, redis_client):

@@ -11,15 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from toolkit.errors import CacheUnavailable, ConfigurationError, PolicyError, PolicyIssue, PolicyViolation, ToolkitError  # noqa: E402
+from toolkit.errors import (  # noqa: E402
+    CacheUnavailable, ConfigurationError, DataViolation, PipelineError, PolicyError, PolicyIssue, PolicyMismatch,
+    PolicyViolation, ToolkitError,
+)
 from toolkit.policy import PolicySet, load  # noqa: E402
 
 if TYPE_CHECKING:
     from toolkit.runtime import Engine
 
 __all__ = [
-    "CacheUnavailable", "ConfigurationError", "Engine", "PolicyError", "PolicyIssue", "PolicySet", "PolicyViolation",
-    "ToolkitError", "__version__", "connect", "load",
+    "CacheUnavailable", "ConfigurationError", "DataViolation", "Engine", "PipelineError", "PolicyError", "PolicyIssue",
+    "PolicyMismatch", "PolicySet", "PolicyViolation", "ToolkitError", "__version__", "connect", "load",
 ]
 
 

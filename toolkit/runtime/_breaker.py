@@ -43,16 +43,23 @@ class CircuitBreaker:
             self._probe_at = now
             return True
 
-    def success(self) -> None:
+    def success(self) -> bool:
+        """Reset; True when this closed an open breaker (the engine logs the transition)."""
         if self._failures or self._opened_at is not None:
             with self._lock:
+                was_open = self._opened_at is not None
                 self._failures = 0
                 self._opened_at = None
                 self._probe_at = None
+                return was_open
+        return False
 
-    def failure(self) -> None:
+    def failure(self) -> bool:
+        """Count a connection failure; True when this opened a closed breaker."""
         with self._lock:
+            was_open = self._opened_at is not None
             self._failures += 1
             if self._probe_at is not None or self._failures >= self.threshold:
                 self._opened_at = time.monotonic()
                 self._probe_at = None
+            return not was_open and self._opened_at is not None

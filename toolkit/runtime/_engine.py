@@ -1,46 +1,46 @@
-"""The Engine: sends Ops through redis-py, applies each namespace's failure policy, keeps stats."""
+"""The Engine: sends Ops through redis-py, applies the failure table (``_failures``), keeps stats."""
 
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from typing import Any, Callable, Iterable
 
-import redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import NoScriptError, RedisError
 
-from toolkit.errors import CacheUnavailable, ConfigurationError, PolicyViolation, ToolkitError
+from toolkit.errors import ConfigurationError, DataViolation, PipelineError, PolicyMismatch, ToolkitError
 from toolkit.policy.model import ClientOptions, Namespace, PolicySet
 from toolkit.policy.published import read_published
 from toolkit.runtime import _scripts
 from toolkit.runtime._breaker import CircuitBreaker
 from toolkit.runtime._client import close_client, is_cluster
+from toolkit.runtime._failures import BREAKER_OPEN, DATA, TABLE, describe, reason_of, unavailable
 from toolkit.runtime._handles import Handle, handle_for
-from toolkit.runtime._ops import READ, WRITE, Op
+from toolkit.runtime._health import Health
+from toolkit.runtime._ops import ONCE, READ, WRITE, Op, op_key
 from toolkit.runtime._stats import Stats
 
-UNAVAILABLE: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError)
-"""Errors that mean "Redis cannot be reached" (cluster-down errors are added when the cluster module loads)."""
-try:
-    from redis.exceptions import ClusterDownError, MasterDownError
+__all__ = ["Engine", "PolicyMismatch", "connect"]
 
-    UNAVAILABLE += (ClusterDownError, MasterDownError)
-except ImportError:  # older redis-py
-    pass
+_UNDECODABLE = (ValueError, TypeError, UnicodeDecodeError)
+"""What a codec raises on bytes it cannot read (json.JSONDecodeError is a ValueError)."""
+_monotonic = time.monotonic
 
 
-class PolicyMismatch(ToolkitError):
-    """``verify=True``: the instance runs under another policy than the local files."""
-
-
-def _wrong_type(exc: ResponseError) -> PolicyViolation | None:
-    """WRONGTYPE means the key holds another type than its namespace declares: a policy violation in the data."""
-    if "WRONGTYPE" not in str(exc):
-        return None
-    return PolicyViolation(f"the key holds another Redis type than its namespace declares ({exc}); "
-                           "'toolkit audit' lists such keys")
+def _data_violation(o: Op, exc: BaseException) -> DataViolation:
+    if isinstance(exc, DataViolation):
+        return exc
+    if isinstance(exc, RedisError):
+        detail = str(exc).splitlines()[0][:160]
+        if "WRONGTYPE" in detail:
+            detail = f"the key holds another Redis type than {o.ns.type} ({detail})"
+    elif isinstance(exc, UnicodeDecodeError):
+        detail = f"the value is not UTF-8 text (codec {o.ns.codec})"
+    else:
+        detail = f"the value cannot be decoded by codec {o.ns.codec} ({type(exc).__name__})"
+    return DataViolation(o.ns.name, op_key(o), detail + "; 'toolkit audit' lists such keys")
 
 
 def _index_plan(policy: PolicySet, cluster: bool) -> dict[str, tuple]:
@@ -64,7 +64,8 @@ class Engine:
     Thread-safe: share one Engine (and its connection pool) across threads.
     """
 
-    def __init__(self, policy: PolicySet, client: Any, options: ClientOptions = ClientOptions(), *, owns_client: bool = False):
+    def __init__(self, policy: PolicySet, client: Any, options: ClientOptions = ClientOptions(), *, owns_client: bool = False,
+                 target: str | None = None):
         from toolkit.runtime._cache_aside import CacheAside
 
         self.policy = policy
@@ -72,6 +73,9 @@ class Engine:
         self.cluster = is_cluster(client)
         self._owns_client = owns_client
         self._breaker = CircuitBreaker(options.breaker_threshold, options.breaker_cooldown_ms / 1000)
+        self._retries = options.retries
+        self._backoff = ExponentialWithJitterBackoff(cap=1.0, base=0.02)
+        self._health = Health(target)
         self._stats = Stats(list(policy.namespaces))
         # (hits, misses) counters per namespace, indexed by "was it a miss" on the hot path.
         self._read_counters = {n: (self._stats.counter(n, "hits"), self._stats.counter(n, "misses")) for n in policy.namespaces}
@@ -113,7 +117,16 @@ class Engine:
 
     @property
     def breaker_state(self) -> str:
+        """``closed`` (calls go to Redis), ``open`` (calls fail at once) or ``half-open`` (a probe may go)."""
         return self._breaker.state
+
+    def health(self) -> dict[str, Any]:
+        """``status`` (ok, degraded, down), ``breaker``, ``last_error`` (reason, message, at) and ``last_success_at``.
+
+        Times are Unix timestamps. Meant for a readiness endpoint: fail-open namespaces keep
+        serving misses while Redis fails, so this is where an outage or a refused login shows.
+        """
+        return self._health.snapshot(self._breaker.state)
 
     def verify(self, *, raise_on_mismatch: bool = True) -> bool:
         """Compare the local policy digest with the one ``toolkit apply`` published on the instance."""
@@ -150,39 +163,101 @@ class Engine:
         """
         breaker = self._breaker
         if breaker._opened_at is not None and not breaker.allow():
-            return self._unavailable(op, None)
+            return self._fail(op, BREAKER_OPEN, None)
         try:
             try:
                 raw = self.client.execute_command(*op.args)
             except NoScriptError:
                 raw = self.client.execute_command("EVAL", _scripts.ALL[op.args[1]].source, *op.args[2:])
-        except UNAVAILABLE as exc:
-            breaker.failure()
-            return self._unavailable(op, exc)
-        except ResponseError as exc:
-            breaker.success()  # the server answered: it is reachable
-            raise _wrong_type(exc) or exc
+        except RedisError as exc:
+            return self._recover(op, exc)
         if breaker._failures or breaker._opened_at is not None:
-            breaker.success()
+            self._answered()
+        self._health.last_ok = _monotonic()
+        return self._reply(op, raw)
+
+    def _reply(self, op: Op, raw: Any) -> Any:
+        """Decode a reply and count the read; bytes the codec cannot read are a data failure."""
+        if op.decode is not None:
+            try:
+                value = op.decode(raw)
+            except _UNDECODABLE as exc:
+                return self._fail(op, DATA, _data_violation(op, exc), answered=True)
+        else:
+            value = raw
         if op.kind == READ:
             next(self._read_counters[op.ns.name][not raw and raw != b""])
-        return raw if op.decode is None else op.decode(raw)
+        return value
 
-    def _unavailable(self, op: Op, exc: BaseException | None) -> Any:
-        """Apply the namespace's on_error policy to an Op that could not reach Redis."""
+    def _recover(self, op: Op, exc: RedisError) -> Any:
+        """A failed send: resend an idempotent Op after a broken connection, else apply the failure table."""
+        reason = reason_of(exc)
+        if reason is None:
+            raise exc  # not a failure the table knows (a bug in a command): never hidden
+        attempt = 0
+        while TABLE[reason].resend and not op.kind & ONCE and attempt < self._retries:
+            time.sleep(self._backoff.compute(attempt))
+            attempt += 1
+            try:
+                raw = self.client.execute_command(*op.args)
+            except NoScriptError:
+                return self.run(op)
+            except RedisError as again:
+                exc, reason = again, reason_of(again)
+                if reason is None:
+                    raise
+                continue
+            self._answered()
+            self._health.last_ok = _monotonic()
+            return self._reply(op, raw)
+        return self._fail(op, reason, exc)
+
+    def _answered(self) -> None:
+        """The server answered: reset the breaker, and say so when that closes it."""
+        if self._breaker.success():
+            self._health.breaker_closed()
+
+    def _outage(self, reason: str, exc: BaseException | None) -> None:
+        if self._breaker.failure():
+            self._health.breaker_opened(describe(exc, reason))
+
+    def _fail(self, op: Op, reason: str, exc: BaseException | None, *, answered: bool = False) -> Any:
+        """The failure table for one immediate Op: tell the breaker, then return the fallback or raise."""
+        outage = TABLE[reason].outage
+        if outage:
+            self._outage(reason, exc)
+        elif outage is False and not answered:
+            self._answered()
+        value, error = self._absorb(op, reason, exc)
+        if error is not None:
+            raise error from exc
+        return value
+
+    def _absorb(self, op: Op, reason: str, exc: BaseException | None) -> tuple[Any, ToolkitError | None]:
+        """Count and log a failed Op; (fallback, None) on fail-open, (None, the error to raise) on fail-closed."""
         ns = op.ns
-        self._stats.add(ns.name, "errors")
-        if ns.on_error == "fail-closed":
-            reason = f"{type(exc).__name__}: {exc}" if exc is not None else "circuit breaker open after repeated connection failures"
-            raise CacheUnavailable(f"namespace {ns.name!r} is fail-closed and Redis is unavailable ({reason})") from exc
-        if op.kind == WRITE:
-            self._stats.add(ns.name, "dropped_writes")
+        stats = self._stats
+        if reason == DATA:
+            exc = _data_violation(op, exc) if exc is not None else exc
+        stats.add(ns.name, TABLE[reason].counter)
+        closed = ns.on_error == "fail-closed"
+        dropped = bool(op.kind & WRITE) and not closed
+        self._health.failed(ns.name, reason, describe(exc, reason), dropped=dropped)
+        if closed:
+            return None, unavailable(ns.name, reason, exc, self._health.target)
+        if dropped:
+            stats.add(ns.name, "dropped_writes")
         elif op.kind == READ:
-            self._stats.add(ns.name, "misses")
-        return op.fallback
+            stats.add(ns.name, "misses")
+        return op.fallback, None
 
-    def _send_batch(self, ops: list[Op], transaction: bool) -> list[Any]:
+    def _send_batch(self, ops: list[Op], transaction: bool, *, keep_results: bool = False) -> list[Any]:
         """Send Ops in one round trip (split by slot on a cluster), then decode each reply.
+
+        Each failed command goes through the failure table on its own. What a fail-closed
+        command (or an unknown server error) leaves is raised after every reply was read:
+        ``keep_results`` (pipelines) raises PipelineError with all results in order, else the
+        first error. A batch is never resent: it may hold commands that are not idempotent.
 
         Scripts go as EVAL with their source here: a NOSCRIPT reply in the middle of a batch
         (after a restart or failover) could only be retried out of order, and inside MULTI it
@@ -191,40 +266,67 @@ class Engine:
         if not ops:
             return []
         if not self._breaker.allow():
-            return [self._unavailable(op, None) for op in ops]
+            return self._settle(ops, [(BREAKER_OPEN, None)] * len(ops))
         pipe = self.client.pipeline(transaction=transaction)
-        for op in ops:
-            if op.args[0] == "EVALSHA":
-                pipe.execute_command("EVAL", _scripts.ALL[op.args[1]].source, *op.args[2:])
+        for o in ops:
+            if o.args[0] == "EVALSHA":
+                pipe.execute_command("EVAL", _scripts.ALL[o.args[1]].source, *o.args[2:])
             else:
-                pipe.execute_command(*op.args)
+                pipe.execute_command(*o.args)
         try:
             raws = pipe.execute(raise_on_error=False)
-        except UNAVAILABLE as exc:
-            self._breaker.failure()
-            return [self._unavailable(op, exc) for op in ops]
+        except RedisError as exc:
+            reason = reason_of(exc)
+            if reason is None:
+                raise
+            outage = TABLE[reason].outage
+            if outage:
+                self._outage(reason, exc)
+            elif outage is False:
+                self._answered()
+            return self._settle(ops, [(reason, exc)] * len(ops))
         finally:
             pipe.reset()
-        # A cluster pipeline reports a node it cannot reach per command instead of raising.
-        if any(isinstance(raw, UNAVAILABLE) for raw in raws):
-            self._breaker.failure()
+        self._health.last_ok = _monotonic()
+        failures = {i: (reason_of(raw), raw) for i, raw in enumerate(raws) if isinstance(raw, Exception)}
+        if any(reason is not None and TABLE[reason].outage for reason, _ in failures.values()):
+            # A cluster pipeline reports a node it cannot reach per command instead of raising.
+            reason, exc = next((r, e) for r, e in failures.values() if r is not None and TABLE[r].outage)
+            self._outage(reason, exc)
         else:
-            self._breaker.success()
+            self._answered()
+        results: list[Any] = []
+        errors: dict[int, BaseException] = {}
+        for i, (o, raw) in enumerate(zip(ops, raws)):
+            failure = failures.get(i)
+            if failure is None:
+                try:
+                    value = self._reply(o, raw)
+                except DataViolation as exc:  # a fail-closed value its codec cannot read: kept in its place
+                    errors[i] = value = exc
+            elif failure[0] is None:
+                errors[i] = value = failure[1]
+            else:
+                value, error = self._absorb(o, failure[0], failure[1])
+                if error is not None:
+                    errors[i] = value = error
+            results.append(value)
+        if errors:
+            if keep_results:
+                raise PipelineError(results, errors)
+            raise next(iter(errors.values()))
+        return results
+
+    def _settle(self, ops: list[Op], failures: list[tuple[str, BaseException | None]]) -> list[Any]:
+        """A batch that failed as a whole: fallbacks for fail-open Ops; the first fail-closed error is raised."""
         results = []
-        first_error: BaseException | None = None
-        for op, raw in zip(ops, raws):
-            if isinstance(raw, UNAVAILABLE):
-                results.append(self._unavailable(op, raw))
-                continue
-            if isinstance(raw, Exception):
-                first_error = first_error or raw
-                results.append(raw)
-                continue
-            if op.kind == READ:
-                next(self._read_counters[op.ns.name][not raw and raw != b""])
-            results.append(raw if op.decode is None else op.decode(raw))
-        if first_error is not None:
-            raise (_wrong_type(first_error) if isinstance(first_error, ResponseError) else None) or first_error
+        first: ToolkitError | None = None
+        for o, (reason, exc) in zip(ops, failures):
+            value, error = self._absorb(o, reason, exc)
+            first = first or error
+            results.append(value)
+        if first is not None:
+            raise first
         return results
 
     def _multi(self, ns: Namespace, commands: list[tuple], decode: Callable[[Any], Any] | None, kind: int,
@@ -250,11 +352,11 @@ def connect(policies: PolicySet | str | Iterable[str], target: str | None = None
         from toolkit.runtime._client import build_client
 
         chosen = policy.target(target)
-        options = chosen.client
+        options, target = chosen.client, chosen.name
         client = build_client(chosen)
     elif target is not None:
         options = policy.target(target).client
-    engine = Engine(policy, client, options, owns_client=owns)
+    engine = Engine(policy, client, options, owns_client=owns, target=target)
     if verify:
         engine.verify(raise_on_mismatch=verify != "warn")
     return engine

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Mapping
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from toolkit.errors import CacheUnavailable, PolicyViolation
 from toolkit.policy.model import InvalidationRule, PolicySet
 from toolkit.policy.templates import Param, build_values
 from toolkit.runtime import _scripts
+from toolkit.runtime._failures import describe, reason_of
 
 if TYPE_CHECKING:
     from toolkit.runtime._engine import Engine
@@ -62,8 +63,6 @@ def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
         raise PolicyViolation(f"rule {name!r} takes parameters ({', '.join(rule.params)}); "
                               f"missing: {', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'}")
     exact, globs, index_key = rule_keys(policy, rule, params)  # every value is checked before anything is sent
-    from toolkit.runtime._engine import UNAVAILABLE
-
     client = engine.client
     deleted = 0
     try:
@@ -84,7 +83,10 @@ def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
                     batch = []
             if batch:
                 deleted += client.unlink(*batch)
-    except UNAVAILABLE as exc:
-        raise CacheUnavailable(f"invalidation {name!r} could not reach Redis ({type(exc).__name__}: {exc}); "
-                               f"{deleted} keys were deleted before the failure") from exc
+    except RedisError as exc:
+        reason = reason_of(exc)
+        if reason is None:
+            raise
+        raise CacheUnavailable(f"invalidation {name!r} failed [{reason}]: {describe(exc, reason)}; "
+                               f"{deleted} keys were deleted before the failure", reason) from exc
     return deleted

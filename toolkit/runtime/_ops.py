@@ -12,6 +12,9 @@ from typing import Any, Callable, NamedTuple, Protocol
 from toolkit.policy.model import Namespace
 
 OTHER, READ, WRITE = 0, 1, 2
+ONCE = 4
+"""Flag on a kind: the command is not idempotent (INCRBY, pushes, pops, SET NX), so it is never
+resent after it may have reached the server: a timeout must not count a page view twice."""
 
 
 class Op(NamedTuple):
@@ -21,7 +24,7 @@ class Op(NamedTuple):
     decode: Callable[[Any], Any] | None
     """Turns the raw reply into the caller's value (None: the reply as is)."""
     kind: int
-    """READ counts hits and misses; WRITE is dropped (counted) when Redis is unreachable on fail-open."""
+    """READ counts hits and misses; WRITE is dropped (counted) when Redis fails on fail-open; ``| ONCE``: never resent."""
     fallback: Any = None
     """What a fail-open namespace returns when Redis is unreachable: a miss for reads."""
 
@@ -32,6 +35,13 @@ def op(ns: Namespace, args: tuple, decode: Callable[[Any], Any] | None, kind: in
 
 
 _new = tuple.__new__
+
+
+def op_key(o: Op) -> str:
+    """The key an Op addresses, for messages (scripts carry it after the sha and the key count)."""
+    args = o.args
+    key = args[3] if args[0] in ("EVALSHA", "EVAL") else args[1]
+    return key.decode(errors="backslashreplace") if isinstance(key, bytes) else str(key)
 
 
 class Runner(Protocol):

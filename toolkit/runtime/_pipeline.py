@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from toolkit.errors import PipelineError
 from toolkit.runtime._handles import Handle, handle_for
 from toolkit.runtime._ops import Op
 
@@ -15,7 +16,10 @@ class Pipeline:
     """Queues Ops from handles (same methods as ``engine.namespace``) until ``execute``.
 
     Leaving the ``with`` block executes what is still queued; the decoded results are in
-    ``results`` (and returned by ``execute``). ``transaction=True`` wraps the batch in
+    ``results`` (and returned by ``execute``). A command that fails on a fail-open namespace
+    gets its fallback (a miss, a dropped write) like an immediate call; one that fails on a
+    fail-closed namespace leaves its exception in its place and ``PipelineError`` is raised
+    once every reply was read. ``transaction=True`` wraps the batch in
     MULTI/EXEC (standalone Redis; on a cluster every key must share one slot).
     """
 
@@ -40,8 +44,13 @@ class Pipeline:
         return len(self._ops)
 
     def execute(self) -> list[Any]:
+        """Send what is queued; PipelineError (with every result in order) when some commands failed."""
         ops, self._ops = self._ops, []
-        self.results = self._engine._send_batch(ops, self._transaction)
+        try:
+            self.results = self._engine._send_batch(ops, self._transaction, keep_results=True)
+        except PipelineError as exc:
+            self.results = exc.results
+            raise
         return self.results
 
     def __enter__(self) -> "Pipeline":

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import itertools
 
-COUNTERS = ("hits", "misses", "loads", "load_errors", "errors", "dropped_writes", "early_refreshes", "lock_waits")
+COUNTERS = ("hits", "misses", "loads", "load_errors", "errors", "refused", "data_errors", "pool_timeouts", "dropped_writes",
+            "early_refreshes", "lock_waits")
+"""``errors``: Redis unreachable, timed out or breaker open; ``refused``: the server answered with a refusal (OOM,
+READONLY, NOPERM, a rejected login, LOADING/BUSY); ``data_errors``: a value or type the namespace cannot read;
+``pool_timeouts``: no pooled connection became free in time. See the failure table in docs/runtime.md."""
 
 
 def _value(counter: itertools.count) -> int:
