@@ -196,10 +196,16 @@ class AzureRef:
 
 @dataclass(frozen=True)
 class ClientOptions:
-    socket_timeout_ms: int = 5_000
-    connect_timeout_ms: int = 2_000
+    """A target's ``client`` settings. The defaults suit a web service using Redis as a cache: a Redis
+    that stops answering costs a fail-open call at most ``socket_timeout``, never seconds."""
+
+    socket_timeout_ms: int = 500
+    connect_timeout_ms: int = 500
     max_connections: int | None = None
-    retries: int = 3
+    """None: a pool without limit; a number: callers wait up to ``pool_timeout`` for a free connection."""
+    pool_timeout_ms: int = 500
+    retries: int = 1
+    """Resends of an idempotent command after a broken connection (never after a timeout)."""
     health_check_interval_ms: int = 0
     breaker_threshold: int = 3
     breaker_cooldown_ms: int = 1_000

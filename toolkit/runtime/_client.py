@@ -9,6 +9,7 @@ in every environment. Secrets (access keys, client secrets) never appear in a me
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import ssl
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import NoBackoff
+from redis.connection import BlockingConnectionPool
 from redis.retry import Retry
 
 from toolkit.errors import ConfigurationError
@@ -33,10 +35,6 @@ __all__ = ["build_client", "close_client", "is_cluster"]
 
 _ENTRA_SCOPE = "https://redis.azure.com/.default"
 _ENTRA_RESOURCE = "https://redis.azure.com/"
-_BACKOFF_BASE_S = 0.02
-"""First retry waits up to 40 ms, then doubles (with full jitter)..."""
-_BACKOFF_CAP_S = 1.0
-"""...but never more than 1 s: the engine's circuit breaker, not long sleeps, handles an outage."""
 _HOST = re.compile(r"^[A-Za-z0-9_.:\[\]-]+$")
 
 
@@ -148,18 +146,17 @@ def _port(value: str | int | None, where: str) -> int:
 
 def _connection_options(target: Target) -> dict[str, Any]:
     c = target.client
-    options: dict[str, Any] = {
+    return {
         "socket_timeout": c.socket_timeout_ms / 1000,
         "socket_connect_timeout": c.connect_timeout_ms / 1000,
         "health_check_interval": c.health_check_interval_ms / 1000,
     }
-    if c.max_connections is not None:
-        options["max_connections"] = c.max_connections
-    return options
 
 
-def _retry(target: Target) -> Retry:
-    return Retry(ExponentialWithJitterBackoff(cap=_BACKOFF_CAP_S, base=_BACKOFF_BASE_S), target.client.retries)
+def _no_retry() -> Retry:
+    """redis-py resends any command after a connection error, INCRBY included; the engine resends only
+    idempotent ones (``client.retries`` times, never after a timeout), so the client itself never does."""
+    return Retry(NoBackoff(), 0)
 
 
 def _tls_options(target: Target, endpoint: _Endpoint) -> dict[str, Any]:
@@ -249,7 +246,17 @@ def _required_env(name: str, where: str) -> str:
 # -- which client --------------------------------------------------------------------------------
 
 def _standalone_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]) -> redis.Redis:
-    return redis.Redis(host=endpoint.host, port=endpoint.port, db=endpoint.db, retry=_retry(target), **options)
+    """With ``max_connections`` a BlockingConnectionPool: a full pool makes callers wait ``pool_timeout``
+    for a free connection instead of failing at once (which would read as an outage)."""
+    client = redis.Redis(host=endpoint.host, port=endpoint.port, db=endpoint.db, retry=_no_retry(), **options)
+    limit = target.client.max_connections
+    if limit is None:
+        return client
+    unlimited = client.connection_pool  # built only to get redis-py's own connection class and arguments (TLS...)
+    pool = BlockingConnectionPool(connection_class=unlimited.connection_class, max_connections=limit,
+                                  timeout=target.client.pool_timeout_ms / 1000, **unlimited.connection_kwargs)
+    client.close()
+    return redis.Redis.from_pool(pool)
 
 
 def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]) -> "RedisCluster":
@@ -262,8 +269,17 @@ def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]
         raise ConfigurationError(f"{where}: a Redis Cluster has only database 0, not {endpoint.db}")
     # redis-py's cluster nodes take no health_check_interval (it would be dropped silently).
     node_options = {k: v for k, v in options.items() if k != "health_check_interval"}
+    limit = target.client.max_connections
+    if limit is not None:
+        # Node pools are built from connection_pool_class only on the url path of RedisCluster.
+        host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+        node_options.update(url=f"{'rediss' if endpoint.tls else 'redis'}://{host}:{endpoint.port}", max_connections=limit,
+                            connection_pool_class=functools.partial(BlockingConnectionPool,
+                                                                    timeout=target.client.pool_timeout_ms / 1000))
+    else:
+        node_options.update(host=endpoint.host, port=endpoint.port)
     try:
-        return RedisCluster(host=endpoint.host, port=endpoint.port, retry=_retry(target), **node_options)
+        return RedisCluster(retry=_no_retry(), **node_options)
     except RedisClusterException as exc:
         if "Cluster mode is not enabled" in str(exc):
             raise ConfigurationError(f"{where}: clustering_policy {target.instance.clustering_policy} but "
