@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from toolkit.policy.published import RESERVED_PREFIX
 from toolkit.runtime import _scripts
-from toolkit.runtime._ops import OTHER, op
+from toolkit.runtime._ops import ONCE, OTHER, op
 
 if TYPE_CHECKING:
     from toolkit.runtime._engine import Engine
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 LOCK_PREFIX = RESERVED_PREFIX + "lock:"
 _UNREACHABLE = object()
 _BUSY = object()
+_MISS = (False, None)
+"""What a cached read gives when Redis fails on a fail-open namespace, or holds data the codec cannot read."""
 
 
 @dataclass
@@ -100,12 +102,11 @@ class CacheAside:
 
     def _read(self, handle: "Handle", key: str, *, with_ttl: bool) -> tuple[bool, Any, int]:
         ns = handle.ns
-        read = op(ns, (handle._read_command, key), None, OTHER, None)
+        read = op(ns, (handle._read_command, key), handle._cached, OTHER, _MISS)
         if with_ttl:
-            raw, pttl = self._engine._send_batch([read, op(ns, ("PTTL", key), None, OTHER, -2)], False)
+            (found, value), pttl = self._engine._send_batch([read, op(ns, ("PTTL", key), None, OTHER, -2)], False)
         else:
-            raw, pttl = self._engine.run(read), -1
-        found, value = handle._cached(raw)
+            (found, value), pttl = self._engine.run(read), -1
         return found, value, pttl
 
     def _refresh_now(self, namespace: str, remaining_ms: int, beta: float) -> bool:
@@ -123,7 +124,8 @@ class CacheAside:
         engine = self._engine
         lock_key = LOCK_PREFIX + key
         token = os.urandom(16).hex()
-        acquired = engine.run(op(ns, ("SET", lock_key, token, "NX", "PX", options.lock_timeout_ms), None, OTHER, _UNREACHABLE))
+        acquired = engine.run(op(ns, ("SET", lock_key, token, "NX", "PX", options.lock_timeout_ms), None, OTHER | ONCE,
+                                 _UNREACHABLE))
         if acquired is _UNREACHABLE:
             return self._load(handle, key, params, loader)
         if acquired:
@@ -164,7 +166,8 @@ class CacheAside:
         if value is None:
             negative_ms = ns.cache_aside.negative_ttl_ms
             if negative_ms:
-                self._engine.run(handle._store(key, params, None, negative_ms))
+                self._engine.run(handle._store(key, params, None, negative_ms)[0])
             return None
-        self._engine.run(handle._store(key, params, value, handle._ttl_ms(None)))
-        return value
+        store, as_read = handle._store(key, params, value, handle._ttl_ms(None))
+        self._engine.run(store)
+        return as_read  # what the next hit will return, whatever the loader's types were

@@ -1,7 +1,10 @@
 """Per-namespace value codecs: ``text``, ``bytes`` and ``json`` coexist on one client.
 
 The seed switches ``decode_responses`` for a whole connection; here the client always
-returns bytes and each namespace decodes its own values.
+returns bytes and each namespace decodes its own values. What a codec reads back is what the
+caller gets, on a hit and (through ``roundtrip``) on a miss alike: ``text`` returns ``str``
+(a stored number reads back as its digits), ``bytes`` returns ``bytes``, ``json`` returns what
+``json.loads`` gives (tuples read back as lists, non-str dict keys as str).
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ from toolkit.errors import PolicyViolation
 
 def _text_encode(value: Any) -> bytes:
     if isinstance(value, str):
-        return value.encode()
+        try:
+            return value.encode()
+        except UnicodeEncodeError:
+            raise PolicyViolation("codec text cannot store this str: it holds a lone surrogate, not UTF-8 text") from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value).encode()
-    raise PolicyViolation(f"codec text stores str (or numbers), got {type(value).__name__}")
+    raise PolicyViolation(f"codec text stores str (or numbers, read back as str), got {type(value).__name__}")
 
 
 def _text_decode(raw: bytes | str) -> str:
@@ -36,10 +42,13 @@ def _bytes_decode(raw: bytes | str) -> bytes:
 
 
 def _json_encode(value: Any) -> bytes:
+    """Strict JSON: NaN and infinities are refused (other languages' parsers reject them)."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-    except (TypeError, ValueError) as exc:
-        raise PolicyViolation(f"codec json cannot store this value: {exc}") from None
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except UnicodeEncodeError:
+        raise PolicyViolation("codec json cannot store this value: a str holds a lone surrogate, not UTF-8 text") from None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise PolicyViolation(f"codec json cannot store this value: {str(exc)[:120]}") from None
 
 
 def _json_decode(raw: bytes | str) -> Any:
@@ -51,6 +60,11 @@ class Codec:
     name: str
     encode: Callable[[Any], bytes]
     decode: Callable[[bytes | str], Any]
+
+    def roundtrip(self, value: Any) -> tuple[bytes, Any]:
+        """The bytes to store and the value a later read returns: a miss answers what a hit will."""
+        data = self.encode(value)
+        return data, self.decode(data)
 
 
 CODECS = {

@@ -8,13 +8,14 @@ reaches Redis. Writes always carry the namespace TTL (with jitter) in the same a
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from toolkit.errors import PolicyViolation
 from toolkit.policy.model import Namespace
-from toolkit.runtime import _scripts
+from toolkit.runtime import _args, _scripts
 from toolkit.runtime._codecs import CODECS
-from toolkit.runtime._ops import OTHER, READ, WRITE, Op, Runner, op
+from toolkit.runtime._ops import ONCE, OTHER, READ, WRITE, Op, Runner, op
 
 if TYPE_CHECKING:
     from toolkit.runtime._engine import Engine
@@ -23,7 +24,10 @@ NEGATIVE = b"\x00toolkit:none\x00"
 """Stored instead of a value when a loader returned None and the namespace caches negatives."""
 _NEGATIVES = (NEGATIVE, NEGATIVE.decode())
 """The sentinel as a bytes client and as a ``decode_responses=True`` client return it."""
-
+EMPTY = b"\x00toolkit:empty\x00"
+"""The only field of a hash that caches a loader's empty mapping (Redis has no empty hashes)."""
+_INT64_LOW, _INT64_HIGH = _args.INT64
+_MARKERS: dict[Any, Any] = {NEGATIVE: None, NEGATIVE.decode(): None, EMPTY: {}, EMPTY.decode(): {}}
 
 
 def _bool(raw: Any) -> bool:
@@ -34,12 +38,16 @@ def _int_or_none(raw: Any) -> int | None:
     return None if raw is None else int(raw)
 
 
+def _int(raw: Any) -> int:
+    return int(raw)
+
+
 class Handle:
     """Methods every namespace has: delete, exists, ttl, pttl, expire, persist."""
 
     type_name = ""
     commands: frozenset[str] = frozenset()
-    __slots__ = ("ns", "_runner", "_build", "_encode", "_decode", "_engine", "_indexes", "_jitter")
+    __slots__ = ("ns", "_runner", "_build", "_encode", "_decode", "_roundtrip", "_engine", "_indexes", "_jitter")
 
     def __init__(self, ns: Namespace, runner: Runner, engine: "Engine"):
         self.ns = ns
@@ -51,6 +59,7 @@ class Handle:
         codec = CODECS[ns.codec]
         self._encode = codec.encode
         self._decode = codec.decode
+        self._roundtrip = codec.roundtrip
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ns.name!r} {self.ns.template.source!r}>"
@@ -66,13 +75,11 @@ class Handle:
         """The key these parameters address (checked, but nothing is sent)."""
         return self._build(params)
 
-    def _ttl_ms(self, ttl: float | None) -> int:
+    def _ttl_ms(self, ttl: object) -> int:
         """The TTL of a write: an explicit one (checked against the tier) or the namespace's, plus jitter."""
         ns = self.ns
         if ttl is not None:
-            ttl_ms = int(ttl * 1000)
-            ns.check_ttl(ttl_ms)
-            return ttl_ms
+            return _args.ttl_ms(ns, ttl)
         if ns.ttl_ms is None:
             return 0
         spread = self._jitter
@@ -91,8 +98,10 @@ class Handle:
     def pttl(self, **params: Any) -> int:
         return self._runner.run(op(self.ns, ("PTTL", self._build(params)), None, OTHER, -2))
 
-    def expire(self, ttl: float, **params: Any) -> bool:
-        """Set the TTL of an existing key; it must be inside the namespace's tier."""
+    def expire(self, ttl: float | timedelta | str, **params: Any) -> bool:
+        """Set the TTL of an existing key; it must be inside the namespace's tier. False when the key is missing."""
+        if ttl is None:
+            raise PolicyViolation(f"expire on {self.ns.name!r} needs a ttl")
         return self._set_ttl(self._build(params), params, self._ttl_ms(ttl))
 
     def persist(self, **params: Any) -> bool:
@@ -123,14 +132,12 @@ class Handle:
         """Index sets this write must join (rules with ``index:`` covering the namespace)."""
         return [rule.index_key(spec.check(params[spec.name])) for rule, spec in self._indexes]
 
-    def _script_op(self, script: _scripts.Script, key: str, params: Mapping[str, Any], *argv: Any) -> Op:
+    def _script_op(self, script: _scripts.Script, key: str, params: Mapping[str, Any], *argv: Any,
+                   kind: int = WRITE, decode: Callable[[Any], Any] | None = None) -> Op:
         if not self._indexes:
-            return op(self.ns, ("EVALSHA", script.sha, 1, key, *argv), None, WRITE, None)
+            return op(self.ns, ("EVALSHA", script.sha, 1, key, *argv), decode, kind, None)
         keys = [key, *self._index_keys(params)]
-        return op(self.ns, ("EVALSHA", script.sha, len(keys), *keys, *argv), None, WRITE, None)
-
-    def _script(self, script: _scripts.Script, key: str, params: Mapping[str, Any], *argv: Any) -> Any:
-        return self._runner.run(self._script_op(script, key, params, *argv))
+        return op(self.ns, ("EVALSHA", script.sha, len(keys), *keys, *argv), decode, kind, None)
 
 
 class StringHandle(Handle):
@@ -154,36 +161,51 @@ class StringHandle(Handle):
             return False, None
         return True, (None if raw in _NEGATIVES else self._decode(raw))
 
-    def _store(self, key: str, params: Mapping[str, Any], value: Any, ttl_ms: int) -> Op:
-        return self._set_op(key, params, NEGATIVE if value is None else self._encode(value), ttl_ms, ())
+    def _store(self, key: str, params: Mapping[str, Any], value: Any, ttl_ms: int) -> tuple[Op, Any]:
+        """The Op that caches a loader's value, and that value as a later hit will read it."""
+        if value is None:
+            return self._set_op(key, params, NEGATIVE, ttl_ms, ()), None
+        data, read = self._roundtrip(value)
+        return self._set_op(key, params, data, ttl_ms, ()), read
 
     def _set_op(self, key: str, params: Mapping[str, Any], data: bytes, ttl_ms: int, flags: tuple) -> Op:
-        """SET with its TTL in the same command; through a script when the key must join an index."""
+        """SET with its TTL in the same command; through a script when the key must join an index.
+
+        SET NX/XX is not resent after a broken connection: a second NX would report "not set".
+        """
         options: tuple = ("PX", ttl_ms, *flags) if ttl_ms else flags
+        kind = WRITE | ONCE if flags else WRITE
         if self._indexes:
             keys = [key, *self._index_keys(params)]
-            return op(self.ns, ("EVALSHA", _scripts.STRING_SET.sha, len(keys), *keys, data, *options), _bool, WRITE, None)
-        return op(self.ns, ("SET", key, data, *options), _bool, WRITE, None)
+            return op(self.ns, ("EVALSHA", _scripts.STRING_SET.sha, len(keys), *keys, data, *options), _bool, kind, None)
+        return op(self.ns, ("SET", key, data, *options), _bool, kind, None)
 
-    def set(self, value: Any, /, *, ttl: float | None = None, nx: bool = False, xx: bool = False, **params: Any) -> bool | None:
-        """SET with the TTL in the same command (PX); ``nx``/``xx`` as in redis-py."""
-        flags = ("NX",) * nx + ("XX",) * xx
+    def set(self, value: Any, /, *, ttl: float | timedelta | str | None = None, nx: bool = False, xx: bool = False,
+            **params: Any) -> bool | None:
+        """SET with the TTL in the same command (PX); ``nx``/``xx`` as in redis-py (None when not set)."""
+        if nx and xx:
+            raise PolicyViolation(f"set on {self.ns.name!r}: nx and xx exclude each other")
+        flags = ("NX",) * bool(nx) + ("XX",) * bool(xx)
         result = self._runner.run(self._set_op(self._build(params), params, self._encode(value), self._ttl_ms(ttl), flags))
         return None if result is None else bool(result)
 
     def mget(self, params_list: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Values of several keys of this namespace, in order (split by slot on a cluster)."""
-        keys = [self._build(p) for p in params_list]
+        keys = [self._build(p) for p in _args.params_list(self.ns, params_list, "mget")]
         return self._immediate("mget")._multi(self.ns, [("GET", k) for k in keys], self._decode_value, READ, None, atomic=False)
 
-    def mset(self, items: Iterable[tuple[Mapping[str, Any], Any]], *, ttl: float | None = None) -> bool:
+    def mset(self, items: Iterable[tuple[Mapping[str, Any], Any]], *, ttl: float | timedelta | str | None = None) -> bool:
         """Several keys at once, each with its TTL (MSET has none: SET PX per key, in one transaction)."""
         engine = self._immediate("mset")
-        ops = [self._set_op(self._build(params), params, self._encode(value), self._ttl_ms(ttl), ()) for params, value in items]
+        pairs = list(items) if not isinstance(items, Mapping) else None
+        if pairs is None or any(not isinstance(p, tuple) or len(p) != 2 for p in pairs):
+            raise PolicyViolation(f"mset on {self.ns.name!r} takes (params, value) pairs, e.g. [({{'user_id': 1}}, 'Alice')]")
+        params_list = _args.params_list(self.ns, [p for p, _ in pairs], "mset")
+        ops = [self._set_op(self._build(p), p, self._encode(v), self._ttl_ms(ttl), ()) for p, (_, v) in zip(params_list, pairs)]
         return all(engine._send_batch(ops, transaction=not engine.cluster))
 
     def get_or_load(self, loader: Callable[[], Any], **params: Any) -> Any:
-        """Cache-aside: the cached value, or the loader's (stored with the namespace TTL)."""
+        """Cache-aside: the cached value, or the loader's as the codec reads it back (stored with the namespace TTL)."""
         return self._immediate("get_or_load")._cache_aside.get_or_load(self, loader, params)
 
 
@@ -195,8 +217,10 @@ class HashHandle(Handle):
     def _decode_mapping(self, raw: Any) -> dict[str, Any] | None:
         if not raw:
             return {}
-        if _NEGATIVES[0] in raw or _NEGATIVES[1] in raw:
-            return None
+        if len(raw) == 1:  # the markers of a cached "not found" or empty mapping are always a hash's only field
+            (only,) = raw
+            if only in _MARKERS:
+                return _MARKERS[only]
         decode = self._decode
         try:
             return {k.decode(): decode(v) for k, v in raw.items()}
@@ -207,12 +231,12 @@ class HashHandle(Handle):
         return None if raw is None else self._decode(raw)
 
     def hget(self, field: str, /, **params: Any) -> Any:
-        return self._read(("HGET", self._build(params), field), self._decode_value)
+        return self._read(("HGET", self._build(params), _args.field(self.ns, field)), self._decode_value)
 
     def hmget(self, fields: Iterable[str], /, **params: Any) -> list[Any]:
-        fields = list(fields)
+        names = _args.fields(self.ns, fields, "hmget")
         decode = self._decode_value
-        return self._read(("HMGET", self._build(params), *fields), lambda raw: [decode(v) for v in raw], [None] * len(fields))
+        return self._read(("HMGET", self._build(params), *names), lambda raw: [decode(v) for v in raw], [None] * len(names))
 
     def hgetall(self, **params: Any) -> dict[str, Any]:
         return self._read(("HGETALL", self._build(params)), self._decode_mapping, {})
@@ -224,32 +248,46 @@ class HashHandle(Handle):
             return False, None
         return True, self._decode_mapping(raw)
 
-    def _store(self, key: str, params: Mapping[str, Any], value: Mapping[str, Any] | None, ttl_ms: int) -> Op:
+    def _store(self, key: str, params: Mapping[str, Any], value: Mapping[str, Any] | None, ttl_ms: int) -> tuple[Op, Any]:
+        """The Op that caches a loader's mapping (None and {} included), and the mapping as a hit will read it."""
         if value is None:
             pairs: list[Any] = [NEGATIVE, b"1"]
-        elif isinstance(value, Mapping) and value:
-            pairs = [item for f, v in value.items() for item in (f, self._encode(v))]
+            read: dict[str, Any] | None = None
+        elif isinstance(value, Mapping):
+            pairs, read = [], {}
+            for f, v in value.items():
+                name = _args.field(self.ns, f)
+                data, read[name] = self._roundtrip(v)
+                pairs += [name, data]
+            pairs = pairs or [EMPTY, b"1"]
         else:
-            raise PolicyViolation(f"the loader of hash namespace {self.ns.name!r} must return a non-empty mapping or None")
-        return self._script_op(_scripts.HASH_WRITE, key, params, ttl_ms, 1, *pairs)
+            raise PolicyViolation(f"the loader of hash namespace {self.ns.name!r} must return a mapping or None, "
+                                  f"got {type(value).__name__}")
+        return self._script_op(_scripts.HASH_WRITE, key, params, ttl_ms, 1, *pairs), read
 
     def hset(self, field: str | None = None, value: Any = None, /, *, mapping: Mapping[str, Any] | None = None,
-             ttl: float | None = None, **params: Any) -> int | None:
+             ttl: float | timedelta | str | None = None, **params: Any) -> int | None:
         """HSET and the namespace TTL in one atomic step; returns the number of new fields."""
         pairs: list[Any] = []
+        encode, ns = self._encode, self.ns
         if field is not None:
-            pairs += [field, self._encode(value)]
-        for f, v in (mapping or {}).items():
-            pairs += [f, self._encode(v)]
+            pairs += [_args.field(ns, field), encode(value)]
+        if mapping is not None:
+            if not isinstance(mapping, Mapping):
+                raise PolicyViolation(f"hset on {ns.name!r}: mapping must be a mapping of field -> value, got {type(mapping).__name__}")
+            for f, v in mapping.items():
+                pairs += [_args.field(ns, f), encode(v)]
         if not pairs:
-            raise PolicyViolation(f"hset on {self.ns.name!r} needs a field and value or a mapping")
-        return self._script(_scripts.HASH_WRITE, self._build(params), params, self._ttl_ms(ttl), 0, *pairs)
+            raise PolicyViolation(f"hset on {ns.name!r} needs a field and value or a non-empty mapping")
+        return self._runner.run(self._script_op(_scripts.HASH_WRITE, self._build(params), params, self._ttl_ms(ttl), 0, *pairs))
 
     def hdel(self, *fields: str, **params: Any) -> int:
-        return self._runner.run(op(self.ns, ("HDEL", self._build(params), *fields), None, WRITE, 0))
+        """HDEL; returns how many of the fields existed."""
+        names = _args.fields(self.ns, fields, "hdel")
+        return self._runner.run(op(self.ns, ("HDEL", self._build(params), *names), None, WRITE, 0))
 
     def get_or_load(self, loader: Callable[[], Mapping[str, Any] | None], **params: Any) -> dict[str, Any] | None:
-        """Cache-aside for a whole hash: the loader returns a mapping (or None)."""
+        """Cache-aside for a whole hash: the loader returns a mapping ({} is cached as empty) or None."""
         return self._immediate("get_or_load")._cache_aside.get_or_load(self, loader, params)
 
 
@@ -258,35 +296,44 @@ class ListHandle(Handle):
     commands = frozenset({"lpush", "rpush", "lpop", "rpop", "lrange", "llen"})
     __slots__ = ()
 
-    def _push(self, command: str, values: tuple, params: dict[str, Any], ttl: float | None) -> int | None:
+    def _push(self, command: str, values: tuple, params: dict[str, Any], ttl: object) -> int | None:
+        """Not resent after a broken connection: a second push would add the values twice."""
         if not values:
             raise PolicyViolation(f"{command.lower()} on {self.ns.name!r} needs at least one value")
         encode = self._encode
-        return self._script(_scripts.LIST_PUSH, self._build(params), params, command, self._ttl_ms(ttl), self.ns.max_length or 0,
-                            *[encode(v) for v in values])
+        return self._runner.run(self._script_op(_scripts.LIST_PUSH, self._build(params), params, command, self._ttl_ms(ttl),
+                                                self.ns.max_length or 0, *[encode(v) for v in values], kind=WRITE | ONCE))
 
-    def lpush(self, *values: Any, ttl: float | None = None, **params: Any) -> int | None:
-        """Push to the head, trim to ``max_length``, refresh the TTL: one atomic step."""
+    def lpush(self, *values: Any, ttl: float | timedelta | str | None = None, **params: Any) -> int | None:
+        """Push to the head, trim to ``max_length``, refresh the TTL: one atomic step. Returns the length."""
         return self._push("LPUSH", values, params, ttl)
 
-    def rpush(self, *values: Any, ttl: float | None = None, **params: Any) -> int | None:
-        """Push to the tail, trim to the newest ``max_length``, refresh the TTL: one atomic step."""
+    def rpush(self, *values: Any, ttl: float | timedelta | str | None = None, **params: Any) -> int | None:
+        """Push to the tail, trim to the newest ``max_length``, refresh the TTL: one atomic step. Returns the length."""
         return self._push("RPUSH", values, params, ttl)
 
     def _pop(self, command: str, count: int | None, params: dict[str, Any]) -> Any:
+        """Not resent after a broken connection: a second pop would remove another item."""
         decode = self._decode
         if count is None:
-            return self._runner.run(op(self.ns, (command, self._build(params)), lambda r: None if r is None else decode(r), WRITE, None))
+            return self._runner.run(op(self.ns, (command, self._build(params)), lambda r: None if r is None else decode(r),
+                                       WRITE | ONCE, None))
+        count = _args.integer(self.ns, command.lower(), "count", count, 1)
         return self._runner.run(op(self.ns, (command, self._build(params), count),
-                                   lambda r: [] if r is None else [decode(v) for v in r], WRITE, []))
+                                   lambda r: [] if r is None else [decode(v) for v in r], WRITE | ONCE, []))
 
     def lpop(self, count: int | None = None, **params: Any) -> Any:
+        """The head item (None when empty), or a list of up to ``count`` items."""
         return self._pop("LPOP", count, params)
 
     def rpop(self, count: int | None = None, **params: Any) -> Any:
+        """The tail item (None when empty), or a list of up to ``count`` items."""
         return self._pop("RPOP", count, params)
 
     def lrange(self, start: int = 0, end: int = -1, **params: Any) -> list[Any]:
+        """Items from ``start`` to ``end`` inclusive (negative indexes count from the tail), as LRANGE."""
+        start = _args.integer(self.ns, "lrange", "start", start)
+        end = _args.integer(self.ns, "lrange", "end", end)
         decode = self._decode
         return self._read(("LRANGE", self._build(params), start, end), lambda raw: [decode(v) for v in raw], [])
 
@@ -303,15 +350,20 @@ class CounterHandle(Handle):
         return self._read(("GET", self._build(params)), _int_or_none)
 
     def incrby(self, amount: int = 1, **params: Any) -> int | None:
-        """INCRBY; the window TTL is set by the first increment only (never extended)."""
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise PolicyViolation(f"counter {self.ns.name!r} increments by integers, got {type(amount).__name__}")
-        return self._script(_scripts.COUNTER_INCR, self._build(params), params, amount, self._ttl_ms(None))
+        """INCRBY, exact over the signed 64-bit range; the window TTL is set by the first increment only.
+
+        Never resent after a broken connection or a timeout: a page view is never counted twice.
+        """
+        if type(amount) is not int or not _INT64_LOW <= amount <= _INT64_HIGH:
+            amount = _args.integer(self.ns, "incrby", "amount", amount)
+        return self._runner.run(self._script_op(_scripts.COUNTER_INCR, self._build(params), params, amount, self._ttl_ms(None),
+                                                kind=WRITE | ONCE, decode=_int))
 
     incr = incrby  # the same method: no second call and keyword repacking on the hot path
 
     def decrby(self, amount: int = 1, **params: Any) -> int | None:
-        return self.incrby(-amount, **params)
+        """DECRBY: ``incrby(-amount)``."""
+        return self.incrby(-_args.integer(self.ns, "decrby", "amount", amount, -_INT64_HIGH), **params)
 
     decr = decrby
 

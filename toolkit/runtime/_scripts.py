@@ -42,13 +42,28 @@ class Script:
 
 
 # ARGV[1] = ttl ms (0: persistent namespace), ARGV[2] = 1 to replace the whole hash (cache fill),
-# ARGV[3..] = field, value, field, value...
+# ARGV[3..] = field, value, field, value... HSET is the first write, so a full Redis refuses the
+# script with OOM exactly as it refuses a plain HSET (Redis checks maxmemory at a script's first
+# write only). A replace drops the old fields afterwards; only a key of another type is deleted first.
 HASH_WRITE = Script("hash_write", """
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1])
-else redis.call('HDEL', KEYS[1], '\\0toolkit:none\\0') end  -- real fields replace a cached "not found"
+if ARGV[2] == '1' then
+  local t = redis.call('TYPE', KEYS[1])['ok']
+  if t ~= 'hash' and t ~= 'none' then redis.call('DEL', KEYS[1]) end
+end
 local n = 0
 for i = 3, #ARGV, 2000 do
   n = n + redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
+end
+if ARGV[2] == '1' then
+  if redis.call('HLEN', KEYS[1]) > (#ARGV - 2) / 2 then
+    local keep = {}
+    for i = 3, #ARGV, 2 do keep[ARGV[i]] = true end
+    for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+      if not keep[f] then redis.call('HDEL', KEYS[1], f) end
+    end
+  end
+else
+  redis.call('HDEL', KEYS[1], '\\0toolkit:none\\0', '\\0toolkit:empty\\0')  -- real fields replace a cached "not found" or empty
 end
 if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 """ + _INDEX + "return n")
@@ -69,13 +84,14 @@ if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 """ + _INDEX + "return n")
 
 # ARGV[1] = increment, ARGV[2] = ttl ms (0: none). The TTL is set only when the key has none,
-# so a counter's window starts at its first increment and is never extended.
+# so a counter's window starts at its first increment and is never extended. The result is read
+# back with GET: a Lua number is a double, exact only up to 2^53, a bulk string is exact.
 COUNTER_INCR = Script("counter_incr", """
-local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('INCRBY', KEYS[1], ARGV[1])
 if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-""" + _INDEX + "return v")
+""" + _INDEX + "return redis.call('GET', KEYS[1])")
 
 # SET for indexed string namespaces: ARGV[1] = value, ARGV[2..] = SET options (PX ms, NX, XX).
 STRING_SET = Script("string_set", """
