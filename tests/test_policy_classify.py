@@ -35,7 +35,9 @@ def random_value(param: Param, rng: random.Random) -> str:
         return _PATTERNS[param.pattern](rng)
     if param.type == "uuid":
         return str(uuid.UUID(int=rng.getrandbits(128)))
-    alphabet = {"int": string.digits, "slug": string.ascii_lowercase + string.digits + "_-", "str": _TEXT}[param.type]
+    if param.type == "int":  # canonical digits: no leading zero
+        return str(rng.randrange(10 ** rng.randint(1, min(param.max_length, 24))))
+    alphabet = {"slug": string.ascii_lowercase + string.digits + "_-", "str": _TEXT}[param.type]
     return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, min(param.max_length, 24))))
 
 

@@ -4,6 +4,7 @@ reach into another namespace, widen a SCAN, move a key to another cluster slot o
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 
@@ -62,8 +63,11 @@ def test_keys_from_valid_parameters(policy: toolkit.PolicySet) -> None:
     assert ns["profile"].key(user_id=1001) == "user:1001:profile"
     assert ns["profile"].key(user_id="Alice.Smith@example") == "user:Alice.Smith@example:profile"
     assert ns["profile"].key(user_id="Zoë") == "user:Zoë:profile"
-    assert ns["order"].key(order_id="000042") == "order:000042"
+    assert ns["order"].key(order_id="42") == ns["order"].key(order_id=42) == "order:42"
+    with pytest.raises(toolkit.PolicyViolation, match="not canonical: write '42'"):  # one key per entity, never two
+        ns["order"].key(order_id="000042")
     assert ns["device"].key(device_id="0f8fad5b-d9cb-469f-a165-70867728950e") == "device:0f8fad5b-d9cb-469f-a165-70867728950e"
+    assert ns["device"].key(device_id=uuid.UUID("0F8FAD5B-D9CB-469F-A165-70867728950E")) == "device:0f8fad5b-d9cb-469f-a165-70867728950e"
     assert ns["article"].key(slug="redis-7_release", version=3) == "article:redis-7_release:v3"
     assert ns["session"].key(session_id="Ab12Cd34") == "session:Ab12Cd34"
     assert ns["cart"].key(user_id=1001) == "cart:{1001}:items"
@@ -177,7 +181,8 @@ def test_template_segments_split_at_colons() -> None:
 def test_param_regex_and_check_agree() -> None:
     """classify's regex accepts exactly what check accepts (a pattern aside, which classify checks separately)."""
     for param in (Param("s"), Param("i", "int", max_length=4), Param("u", "uuid"), Param("g", "slug", max_length=5)):
-        for value in ("abc", "1234", "12345", "a-b_c", "0f8fad5b-d9cb-469f-a165-70867728950e", "x:y", "", "A B"):
+        for value in ("abc", "1234", "12345", "0", "007", "0123", "a-b_c", "0f8fad5b-d9cb-469f-a165-70867728950e", "x:y", "",
+                      "A B"):
             try:
                 param.check(value)
                 accepted = True

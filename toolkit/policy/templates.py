@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from uuid import UUID
 from typing import Callable, Mapping
 
 from toolkit.errors import PolicyViolation
@@ -37,8 +38,7 @@ class Param:
 
     def __post_init__(self) -> None:
         # One compiled regex answers "is this a valid value" in a single match on the hot path.
-        body = _UUID_REGEX if self.type == "uuid" else f"{_TYPE_CHARS[self.type]}{{1,{self.max_length}}}"
-        object.__setattr__(self, "_valid", re.compile(body).fullmatch)
+        object.__setattr__(self, "_valid", re.compile(self.regex()).fullmatch)
         object.__setattr__(self, "_pattern", re.compile(self.pattern).fullmatch if self.pattern else None)
         object.__setattr__(self, "_digits_ok", self.type != "uuid")
 
@@ -51,7 +51,7 @@ class Param:
             raise PolicyViolation(self._explain(text))
         if type(value) is str:
             text = value
-        elif type(value) is int or (isinstance(value, (str, int)) and not isinstance(value, bool)):
+        elif type(value) is int or (isinstance(value, (str, int)) and not isinstance(value, bool)) or isinstance(value, UUID):
             text = str(value)
         else:
             raise PolicyViolation(f"parameter {self.name!r}: expected text or an integer, got {type(value).__name__}")
@@ -70,6 +70,8 @@ class Param:
                     "':', glob characters (* ? [ ] \\), braces, whitespace, control or invisible characters")
         if self._pattern is not None and self._valid(text) is not None:  # type: ignore[attr-defined]
             return f"parameter {self.name!r}: value {text!r} does not match pattern {self.pattern!r}"
+        if self.type == "int" and text.isdigit():
+            return f"parameter {self.name!r}: value {text!r} is not canonical: write {str(int(text))!r} (no leading zeros)"
         return f"parameter {self.name!r}: value {text!r} is not of type {self.type}"
 
     def regex(self) -> str:
@@ -79,6 +81,8 @@ class Param:
         """
         if self.type == "uuid":
             return _UUID_REGEX
+        if self.type == "int":  # canonical digits only: 7 and "7" are one entity, "007" would be a second key for it
+            return f"(?:0|[1-9][0-9]{{0,{self.max_length - 1}}})"
         return f"{_TYPE_CHARS[self.type]}{{1,{self.max_length}}}"
 
 

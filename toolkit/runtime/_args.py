@@ -36,7 +36,7 @@ def ttl_ms(ns: Namespace, ttl: object) -> int:
     if isinstance(ttl, timedelta):
         ttl = ttl.total_seconds()
     if isinstance(ttl, (int, float)):
-        if not math.isfinite(ttl) or ttl <= 0:
+        if (isinstance(ttl, float) and not math.isfinite(ttl)) or ttl <= 0:
             raise PolicyViolation(f"namespace {ns.name!r}: ttl must be a finite number of seconds above zero, got {shown(ttl)}")
         if ttl > 10**12:
             raise PolicyViolation(f"namespace {ns.name!r}: ttl {shown(ttl)} seconds is beyond what Redis can store")
