@@ -71,17 +71,12 @@ def test_an_empty_mapping_is_cached_and_read_back_empty(engine, redis_client):
     assert redis_client.hlen("cart:1") == 1
 
 
-def test_a_reload_replaces_the_whole_mapping(engine, redis_client):
-    cart = engine.namespace("cart")
-    cart.hset(mapping={"a": 1, "b": 2}, user_id=3)
-    redis_client.delete("cart:3")
-    redis_client.hset("cart:3", mapping={"stale": "x"})
-    redis_client.expire("cart:3", 1)
-    redis_client.delete("cart:3")
-    assert cart.get_or_load(lambda: {"a": 9}, user_id=3) == {"a": "9"}
-    redis_client.hset("cart:3", "leftover", "1")
-    engine._cache_aside._engine.run(cart._store("cart:3", {"user_id": 3}, {"new": 1}, 60_000)[0])
-    assert redis_client.hgetall("cart:3") == {b"new": b"1"}  # a cache fill never merges with old fields
+def test_a_cache_fill_replaces_the_whole_mapping(engine, redis_client):
+    """A fill after unreadable data must not merge with the old fields: the stale ones are dropped."""
+    redis_client.hset("cart:3", mapping={"bad": b"\xff", "stale": "x", "a": "0"})
+    assert engine.namespace("cart").get_or_load(lambda: {"a": 9}, user_id=3) == {"a": "9"}
+    assert redis_client.hgetall("cart:3") == {b"a": b"9"}
+    assert engine.stats()["cart"]["data_errors"] == 1
 
 
 # -- 3. arguments users pass ------------------------------------------------------------------------
