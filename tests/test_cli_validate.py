@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -83,11 +84,107 @@ def test_missing_path_is_one_line(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout, done.stderr) == (1, "", f"{missing}:1:1: no such file or directory\n")
 
 
-@pytest.mark.parametrize("args", [["validate", "--colour"], ["validate", "--output", "yaml"], ["valdate"], []])
+@pytest.mark.parametrize("args", [["validate", "--colour"], ["validate", "--output", "yaml"], ["valdate"], [],
+                                  ["validate", "--output", "json", "--colour"]])
 def test_usage_errors_exit_2(args: list[str]) -> None:
+    """Found by argparse before it knows the output format: usage text, even after ``--output json``."""
     done = run(*args)
-    assert done.returncode == 2
+    assert done.returncode == 2 and done.stdout == ""
     assert "usage: toolkit" in done.stderr and "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+# -- --output json: one JSON document on stdout, whatever happens ---------------------------------------------
+
+
+def json_run(*args: str, code: str | None = None) -> tuple[int, dict, str]:
+    """``toolkit validate --output json ARGS`` in a fresh interpreter: exit code, the whole stdout parsed, stderr."""
+    done = run("validate", "--output", "json", *args) if code is None else subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+        text=True, timeout=60)
+    try:
+        return done.returncode, json.loads(done.stdout), done.stderr
+    except ValueError:
+        pytest.fail(f"stdout is not one JSON document:\n{done.stdout}\nstderr:\n{done.stderr}")
+
+
+def _file(name: str, data: bytes) -> Callable[[Path], Path]:
+    def make(tmp_path: Path) -> Path:
+        (tmp_path / name).write_bytes(data)
+        return tmp_path / name
+    return make
+
+
+def _empty_directory(tmp_path: Path) -> Path:
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def _fifo(tmp_path: Path) -> Path:
+    """Reading it would block until a writer comes: it must be refused, not read."""
+    os.mkfifo(tmp_path / "pipe.yaml")
+    return tmp_path / "pipe.yaml"
+
+
+def _unreadable(tmp_path: Path) -> Path:
+    """A .yaml whose read fails even for root: a link to /proc/self/mem (offset 0 is never mapped: EIO)."""
+    if not Path("/proc/self/mem").exists():
+        pytest.skip("needs Linux /proc")
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "ok.yaml").write_text("version: 1\n")
+    (folder / "mem.yaml").symlink_to("/proc/self/mem")
+    return folder
+
+
+SCENARIOS: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "missing path": (lambda tmp_path: tmp_path / "nope.yaml", "no such file or directory"),
+    "empty directory": (_empty_directory, "directory holds no .yaml or .yml policy files"),
+    "not UTF-8": (_file("latin1.yaml", b"version: caf\xe9\n"), "not valid UTF-8 (byte 0xe9)"),
+    "unreadable file": (_unreadable, "cannot read file: Input/output error"),
+    "FIFO": (_fifo, "not a regular file or a directory; refused"),
+    "tagged float": (_file("tag.yaml", b"version: !!float 1\n"), "tag !!float is not allowed"),
+    "huge float": (_file("port.yaml", b"targets:\n  t: {provider: redis, host: h, port: 1.0e+308}\n"),
+                   "expected a port number from 1 to 65535"),
+    "float durations that used to crash": (_file("tier.yaml", b"tiers:\n  brief: {min: 60.0, max: 1.5, default: 90.0}\n"),
+                                           "expected a duration such as"),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_json_output_is_one_document_whatever_the_input(tmp_path: Path, scenario: str) -> None:
+    make, message = SCENARIOS[scenario]
+    path = make(tmp_path)
+    code, doc, err = json_run(str(path))
+    assert (code, err, doc["valid"], set(doc)) == (1, "", False, {"valid", "errors"})
+    assert all(set(e) == {"file", "line", "col", "path", "message"} and e["file"].startswith(str(path)) for e in doc["errors"])
+    assert any(message in e["message"] for e in doc["errors"]), doc["errors"]
+
+
+def test_an_empty_path_argument_is_a_usage_error(tmp_path: Path) -> None:
+    """``toolkit validate "$POLICY_DIR"`` with the variable unset must not validate every YAML file of the checkout."""
+    code, doc, err = json_run("")
+    assert (code, err) == (2, "")
+    assert doc == {"valid": False, "errors": [], "error": "an empty PATH argument (an unset variable?); name a file or directory"}
+    done = run("validate", str(ROOT / "policies"), "")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == "toolkit validate: error: an empty PATH argument (an unset variable?); name a file or directory\n"
+
+
+# A real internal failure, no mock: the file nests 60 levels (allowed), so reading it recurses past a limit of 50 frames.
+CRASH = "import sys; from toolkit.cli import main; sys.setrecursionlimit(50); sys.exit(main(['validate', *sys.argv[1:]]))"
+
+
+def test_an_internal_error_is_still_one_json_document(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("version: " + "[" * 60 + "1" + "]" * 60 + "\n")
+    code, doc, err = json_run("--output", "json", str(deep), code=CRASH)
+    assert (code, err, doc["valid"], doc["errors"]) == (1, "", False, [])
+    assert doc["error"].startswith("internal error (please report it): RecursionError: ")
+    done = subprocess.run([sys.executable, "-c", CRASH, str(deep)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("toolkit validate: error: internal error (please report it): RecursionError: ")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
 def test_help(capsys: pytest.CaptureFixture[str]) -> None:

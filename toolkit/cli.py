@@ -22,21 +22,39 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VIOLATIONS = 0, 1, 2, 3
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    """With ``--output json``, every outcome is one JSON document on stdout, a bug included: CI parses it blindly."""
+    as_json = args.output == "json"
+    if any(not str(path) for path in args.paths):  # Path("") is ".": an unset $POLICY_DIR would validate the whole tree
+        return _validate_failed(as_json, EXIT_USAGE, "an empty PATH argument (an unset variable?); name a file or directory")
     try:
         policy = toolkit.load(args.paths)
     except PolicyError as exc:
-        if args.output == "json":
+        if as_json:
             print(json.dumps({"valid": False, "errors": [i.as_dict() for i in exc.issues]}, indent=2))
         else:
             for issue in exc.issues:  # one line per mistake and nothing else: editors and CI annotate them as they are
                 print(issue, file=sys.stderr)
         return EXIT_ERROR
-    if args.output == "json":
+    except KeyboardInterrupt:
+        return _validate_failed(as_json, 130, "interrupted")
+    except Exception as exc:  # noqa: BLE001 - a bug still ends in one line (or one JSON document), never a traceback
+        return _validate_failed(as_json, EXIT_ERROR, f"internal error (please report it): {type(exc).__name__}: {exc}")
+    if as_json:
         print(json.dumps({
             "valid": True, "errors": [], "files": list(policy.sources), "digest": policy.digest,
             "namespaces": sorted(policy.namespaces), "invalidation": sorted(policy.rules), "targets": sorted(policy.targets),
         }, indent=2))
     return EXIT_OK
+
+
+def _validate_failed(as_json: bool, code: int, message: str) -> int:
+    """A failure that is no located policy mistake: ``error`` in the JSON document, or one line on stderr."""
+    message = " ".join(message.split())
+    if as_json:
+        print(json.dumps({"valid": False, "errors": [], "error": message}, indent=2))
+    else:
+        print(f"toolkit validate: error: {message}", file=sys.stderr)
+    return code
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

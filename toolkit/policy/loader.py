@@ -7,9 +7,12 @@ Every check runs on every file and all issues are reported together, so one
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -45,21 +48,46 @@ class _Entry:
 
 
 def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[PolicyIssue]]:
-    """Expand directories into their ``*.yaml``/``*.yml`` files (sorted, recursive)."""
+    """Expand directories into their ``*.yaml``/``*.yml`` files (sorted, recursive).
+
+    Whatever a path turns out to be (missing, unreadable, a FIFO that would block a read forever),
+    it is an issue located at the path, never an exception.
+    """
     files: list[Path] = []
     issues: list[PolicyIssue] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-            if not found:
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+            issues.append(PolicyIssue(str(path), 1, 1, "", "no such file or directory" if missing else f"cannot read: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISDIR(mode):
+            before = len(issues)
+            found = _policy_files_under(path, issues)
+            if not found and len(issues) == before:
                 issues.append(PolicyIssue(str(path), 1, 1, "", "directory holds no .yaml or .yml policy files"))
             files.extend(found)
-        elif path.exists():
+        elif stat.S_ISREG(mode):
             files.append(path)
         else:
-            issues.append(PolicyIssue(str(path), 1, 1, "", "no such file or directory"))
+            issues.append(PolicyIssue(str(path), 1, 1, "", "not a regular file or a directory; refused"))
     return files, issues
+
+
+def _policy_files_under(directory: Path, issues: list[PolicyIssue]) -> list[Path]:
+    """Regular ``*.yaml``/``*.yml`` files below ``directory``; an unreadable subdirectory is an issue, not a silent gap."""
+    def unreadable(exc: OSError) -> None:
+        issues.append(PolicyIssue(str(exc.filename or directory), 1, 1, "", f"cannot read directory: {exc.strerror or exc}"))
+
+    found = []
+    for folder, _, names in os.walk(directory, onerror=unreadable):
+        for name in names:
+            path = Path(folder, name)
+            if path.suffix in (".yaml", ".yml") and path.is_file():
+                found.append(path)
+    return sorted(found)
 
 
 def load(paths: str | Path | Iterable[str | Path] = "policies") -> PolicySet:
@@ -140,6 +168,11 @@ class _Builder:
                 if entry.path in broken:
                     self.skipped[section].add(name)
         return [entry for name, entry in seen.items() if name not in self.skipped[section]]
+
+    def above_zero(self, entry: _Entry, data: dict, sub: tuple, field_: str, why: str) -> None:
+        """Refuse a zero duration where Redis or redis-py cannot take one (``-0.0`` is read as 0 too)."""
+        if field_ in data and parse_duration(data[field_]) == 0:
+            self.error(entry, sub + (field_,), f"{field_} must be above zero: {why}")
 
     def param(self, entry: _Entry, sub: tuple, name: str, spec: dict) -> Param | None:
         """A key parameter's spec; None (and an issue) when its pattern is not a regular expression."""
@@ -285,6 +318,7 @@ class _Builder:
                                                f"{format_duration(ttl_ms + spread)}, above the max of tier {tier_name!r} "
                                                f"({format_duration(tier_max)}); lower the ttl or the jitter")
         cache = d.get("cache_aside") or {}
+        self.above_zero(entry, cache, ("cache_aside",), "lock_timeout", "a lock that expires at once locks nothing")
         beta = cache.get("early_refresh")
         negative = parse_duration(cache["negative_ttl"]) if "negative_ttl" in cache else None
         if negative is not None and (ttl_ms is None or negative > ttl_ms):
@@ -424,13 +458,22 @@ class _Builder:
         if auth.type == "entra-id" and not (tls_raw is not False):
             self.error(entry, ("auth",), "Microsoft Entra ID authentication requires TLS: remove 'tls: false'")
         c = d.get("client") or {}
+        for field_ in ("socket_timeout", "connect_timeout"):
+            self.above_zero(entry, c, ("client",), field_, "redis-py would make the socket non-blocking and fail every call")
+        self.above_zero(entry, c, ("client",), "pool_timeout", "a caller could never wait for a free connection")
+        default = ClientOptions()  # one place for the defaults: the model's
+
+        def ms(name: str, fallback: int) -> int:
+            return parse_duration(c[name]) if name in c else fallback
+
         client = ClientOptions(
-            socket_timeout_ms=parse_duration(c.get("socket_timeout", "5s")),
-            connect_timeout_ms=parse_duration(c.get("connect_timeout", "2s")),
-            max_connections=c.get("max_connections"), retries=c.get("retries", 3),
-            health_check_interval_ms=parse_duration(c.get("health_check_interval", 0)),
-            breaker_threshold=c.get("breaker_threshold", 3),
-            breaker_cooldown_ms=parse_duration(c.get("breaker_cooldown", "1s")),
+            socket_timeout_ms=ms("socket_timeout", default.socket_timeout_ms),
+            connect_timeout_ms=ms("connect_timeout", default.connect_timeout_ms),
+            max_connections=c.get("max_connections"), pool_timeout_ms=ms("pool_timeout", default.pool_timeout_ms),
+            retries=c.get("retries", default.retries),
+            health_check_interval_ms=ms("health_check_interval", default.health_check_interval_ms),
+            breaker_threshold=c.get("breaker_threshold", default.breaker_threshold),
+            breaker_cooldown_ms=ms("breaker_cooldown", default.breaker_cooldown_ms),
         )
         a = d.get("azure")
         azure = AzureRef(a["subscription"], a["resource_group"], a["cluster"], a.get("database", "default"),

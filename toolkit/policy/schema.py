@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from toolkit.errors import PolicyIssue
+from toolkit.policy.durations import DurationTooLong, parse_duration
 from toolkit.policy.yamlfile import Path_, YamlDocument, dotted
 
 if TYPE_CHECKING:
@@ -34,9 +37,50 @@ def _schema() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _validator() -> "jsonschema.Draft202012Validator":
+    """Draft 2020-12 as editors apply it, plus what only the toolkit checks.
+
+    - ``format: policy-duration`` (an annotation for editors) is asserted: at most MAX_DURATION_MS.
+    - ``pattern`` follows ECMA-262 as the schema language says: ``$`` is the end of the text, where
+      Python's ``re`` also lets a trailing newline through (``"10%\n"`` is no percentage).
+    - a ``number`` is finite: ``.nan`` compares as neither above nor below any bound.
+    """
     import jsonschema  # imported on first validation: `import toolkit` stays light for applications
 
-    return jsonschema.Draft202012Validator(_schema())
+    formats = jsonschema.FormatChecker(formats=())
+    formats.checks("policy-duration", raises=DurationTooLong)(_duration_in_range)
+    base = jsonschema.Draft202012Validator
+    types = base.TYPE_CHECKER.redefine("number", _finite_number)
+    validator = jsonschema.validators.extend(base, validators={"pattern": _ecma_pattern}, type_checker=types)
+    return validator(_schema(), format_checker=formats)
+
+
+def _duration_in_range(instance: object) -> bool:
+    """Only the range: a value that is no duration at all is the ``oneOf`` next to the format's to report."""
+    try:
+        parse_duration(instance)
+    except DurationTooLong:
+        raise
+    except ValueError:
+        pass
+    return True
+
+
+def _finite_number(checker: object, instance: object) -> bool:
+    if isinstance(instance, bool) or not isinstance(instance, (int, float)):
+        return False
+    return isinstance(instance, int) or math.isfinite(instance)
+
+
+@lru_cache(maxsize=None)
+def _ecma(pattern: str) -> "re.Pattern[str]":
+    return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern)
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[Any]:
+    import jsonschema
+
+    if validator.is_type(instance, "string") and not _ecma(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
 _KINDS = {"object": "a mapping", "array": "a list", "string": "text", "integer": "an integer", "number": "a number",
@@ -50,6 +94,10 @@ def _kind_of(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, int) and abs(value) >= 10**18:  # 1.0e+308 read as a whole number: 309 digits say nothing
+        return f"a {len(str(abs(value)))}-digit number"
+    if isinstance(value, str) and len(value) > 60:
+        return f"{value[:30]!r}... ({len(value)} characters)"
     return repr(value)
 
 
@@ -135,6 +183,9 @@ def _leaves(error: "jsonschema.ValidationError") -> list[_Leaf]:
     if not groups:  # not an alternative, or valid under several alternatives of a oneOf: keep the error
         return [(error, None, ())]
     if not isinstance(error.instance, (dict, list)):
+        in_range = [subs for subs in groups.values() if all(sub.validator == "format" for sub in subs)]
+        if len(in_range) == 1:  # the right kind of value, only too large (a jitter of 99999d): say that
+            return [leaf for sub in in_range[0] for leaf in _leaves(sub)]
         return [(error, f"expected {_describe(error.schema)}, got {_kind_of(error.instance)}", ())]
     fits = {index: _fit(subs) for index, subs in groups.items()}
     best = max(fits.values())
@@ -163,6 +214,18 @@ def _suggest(word: Any, choices: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def _quote(value: Any, choices: list[str]) -> str:
+    """``minimum_tls_version: 1.2`` is the number 1.2 to YAML: point at the choice it was meant to be."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        for choice in choices:
+            try:
+                if float(choice) == value:
+                    return f"; quote it: '{choice}'"
+            except (ValueError, OverflowError):
+                continue
+    return ""
+
+
 def _message(error: "jsonschema.ValidationError", name_error: bool) -> str:
     v, value = error.validator, error.instance
     if name_error:
@@ -171,13 +234,18 @@ def _message(error: "jsonschema.ValidationError", name_error: bool) -> str:
         return f"{value!r} is not a valid name: use lowercase letters, digits and _, starting with a letter (at most 63)"
     if v == "enum":
         choices = [str(c) for c in error.validator_value]
-        return f"{value!r} is not one of {', '.join(choices)}{_suggest(value, choices)}"
+        return f"{_kind_of(value)} is not one of {', '.join(choices)}{_quote(value, choices) or _suggest(value, choices)}"
     if v == "const":
         return f"must be {json.dumps(error.validator_value)}, got {_kind_of(value)}"
     if v == "type":
         return f"expected {_KINDS.get(str(error.validator_value), error.validator_value)}, got {_kind_of(value)}"
     if v in ("minItems", "minLength", "minProperties") and error.validator_value == 1:
         return "must not be empty"
+    if v == "format" and error.cause is not None:
+        return str(error.cause)
+    if v in ("minimum", "maximum", "exclusiveMinimum"):
+        bound = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "above"}[v]
+        return f"must be {bound} {error.validator_value}, got {_kind_of(value)}"
     if v == "maxLength":
         return f"is longer than {error.validator_value} characters"
     if v == "pattern":
@@ -185,6 +253,9 @@ def _message(error: "jsonschema.ValidationError", name_error: bool) -> str:
             return f"{value!r} is not {error.schema['title']}"
         return f"{value!r} does not match the pattern {error.validator_value}"
     return error.message
+
+
+_BOUNDS = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}
 
 
 def validate_document(doc: YamlDocument) -> tuple[list[PolicyIssue], set[Path_]]:
@@ -195,26 +266,29 @@ def validate_document(doc: YamlDocument) -> tuple[list[PolicyIssue], set[Path_]]
     """
     issues: list[PolicyIssue] = []
     broken: set[Path_] = set()
-    for top in _validator().iter_errors(doc.data):
-        for error, summary, sub in _leaves(top):
-            path = tuple(error.absolute_path) + sub
-            name_error = "propertyNames" in error.absolute_schema_path
-            if name_error:
-                located = [(path + (error.instance,), True, _message(error, True))]
-            elif summary is not None:
-                located = [(path, False, summary)]
-            elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
-                allowed = sorted(error.schema.get("properties", {}))
-                located = [(path + (extra,), True, f"unknown field {extra!r}{_suggest(extra, allowed)} (allowed: {', '.join(allowed)})")
-                           for extra in sorted(set(error.instance) - set(allowed))]
-            elif error.validator == "required" and isinstance(error.instance, dict):
-                props = error.schema.get("properties", {})
-                located = [(path, True, f"missing required field {name!r}{_choices(props.get(name, {}))}")
-                           for name in error.validator_value if name not in error.instance]
-            else:
-                located = [(path, False, _message(error, False))]
-            for where, at_key, message in located:
-                line, col = doc.position(where, key=at_key)
-                issues.append(PolicyIssue(doc.file, line, col, dotted(where), message))
-                broken.add(where[:2])
+    leaves = [leaf for top in _validator().iter_errors(doc.data) for leaf in _leaves(top)]
+    mistyped = {tuple(e.absolute_path) for e, summary, _ in leaves if summary is None and e.validator == "type"}
+    for error, summary, sub in leaves:
+        path = tuple(error.absolute_path) + sub
+        if error.validator in _BOUNDS and path in mistyped:
+            continue  # "expected an integer, got 15.5" says it all; "must be at most 15" would be noise
+        name_error = "propertyNames" in error.absolute_schema_path
+        if name_error:
+            located = [(path + (error.instance,), True, _message(error, True))]
+        elif summary is not None:
+            located = [(path, False, summary)]
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = sorted(error.schema.get("properties", {}))
+            located = [(path + (extra,), True, f"unknown field {extra!r}{_suggest(extra, allowed)} (allowed: {', '.join(allowed)})")
+                       for extra in sorted(set(error.instance) - set(allowed))]
+        elif error.validator == "required" and isinstance(error.instance, dict):
+            props = error.schema.get("properties", {})
+            located = [(path, True, f"missing required field {name!r}{_choices(props.get(name, {}))}")
+                       for name in error.validator_value if name not in error.instance]
+        else:
+            located = [(path, False, _message(error, False))]
+        for where, at_key, message in located:
+            line, col = doc.position(where, key=at_key)
+            issues.append(PolicyIssue(doc.file, line, col, dotted(where), message))
+            broken.add(where[:2])
     return sorted(set(issues)), broken

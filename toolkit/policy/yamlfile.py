@@ -3,13 +3,16 @@
 PyYAML alone is not enough for policy files: it keeps the last of two duplicate keys
 silently, constructs arbitrary Python objects for ``!!python/...`` tags with the full
 loader, and expands alias bombs until memory runs out. This reader composes the node
-graph with the C parser, measures what it would expand to (aliases share nodes, so that
-costs at most MAX_NODES steps), then builds plain dicts, lists and scalars itself, refusing
-anything else: a hostile file fails in milliseconds.
+graph from the C parser's events, noting every tag written in the file, measures what the
+graph would expand to (aliases share nodes, so that costs at most MAX_NODES steps), then
+builds plain dicts, lists and scalars itself, refusing any tag: a hostile file fails in
+milliseconds.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,8 +30,19 @@ MAX_DEPTH = 64
 
 _Y = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_Y + "str", _Y + "int", _Y + "float", _Y + "bool", _Y + "null", _Y + "timestamp"}
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TEXT_TAGS = {_Y + "str", _Y + "timestamp", _Y + "merge", _Y + "value"}
+"""Implicit tags whose value is read as the text written: dates, and a lone ``<<`` or ``=`` used as a value."""
 _scalars = yaml.constructor.SafeConstructor()
+_LARGEST_FLOAT = int(sys.float_info.max)
+
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml.cyaml import CParser as _Events
+else:  # pragma: no cover - PyYAML without libyaml
+    class _Events(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str):
+            yaml.reader.Reader.__init__(self, stream)
+            yaml.scanner.Scanner.__init__(self)
+            yaml.parser.Parser.__init__(self)
 
 Path_ = tuple[str | int, ...]
 
@@ -71,22 +85,81 @@ def dotted(path: Path_) -> str:
 
 
 class _Refused(Exception):
-    def __init__(self, node: yaml.Node | None, message: str, path: Path_ = ()):
-        self.node = node
+    def __init__(self, mark: yaml.Mark | None, message: str, path: Path_ = ()):
+        self.mark = mark
         self.message = message
         self.path = path
 
 
-def _plain(node: yaml.Node, path: Path_) -> None:
-    """Refuse a node whose tag asks for anything but a plain mapping, list or scalar (``!!python/object``...)."""
-    allowed = {yaml.MappingNode: {_Y + "map"}, yaml.SequenceNode: {_Y + "seq"}}.get(type(node), _SCALAR_TAGS)
-    if node.tag not in allowed:
-        shown = "!!" + node.tag[len(_Y):] if node.tag.startswith(_Y) else node.tag
-        raise _Refused(node, f"tag {shown} is not allowed: policy files are plain YAML (no tags)", path)
+def _shown_tag(tag: str) -> str:
+    return "!!" + tag[len(_Y):] if tag.startswith(_Y) else tag
+
+
+class _Composer(yaml.composer.Composer, _Events, yaml.resolver.Resolver):
+    """libyaml's events composed by PyYAML's composer, which (unlike libyaml's) can tell a tag written in the
+    file from one YAML inferred: ``!!float 5`` and ``5.0`` make the same node, and only one is refused.
+
+    It also stops at MAX_DEPTH, before Python's recursion limit, with the path of the node.
+    """
+
+    def __init__(self, text: str):
+        _Events.__init__(self, text)
+        yaml.composer.Composer.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self.written_tags: dict[int, str] = {}
+        """id(node) -> the tag written on it, for every node that has one."""
+        self.trail: list[str | int] = []
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        part = index if isinstance(index, int) or index is None else (str(index.value) if isinstance(index, yaml.ScalarNode) else "?")
+        if part is not None:
+            self.trail.append(part)
+        if len(self.trail) > MAX_DEPTH:
+            raise _Refused(event.start_mark, f"nesting deeper than {MAX_DEPTH} levels; refused", tuple(self.trail))
+        node = super().compose_node(parent, index)
+        tag = getattr(event, "tag", None)  # an alias event has none: its node was noted where it is anchored
+        if tag is not None:
+            self.written_tags.setdefault(id(node), tag)
+        if part is not None:
+            self.trail.pop()
+        return node
+
+
+def _compose(text: str) -> tuple[list[yaml.Node], dict[int, str]]:
+    """Every document's root node, and the tags written in the file."""
+    composer = _Composer(text)
+    try:
+        nodes = []
+        while composer.check_node():
+            nodes.append(composer.get_node())
+        return nodes, composer.written_tags
+    finally:
+        composer.dispose()
 
 
 def _pos(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _number(node: yaml.ScalarNode, path: Path_) -> Any:
+    """A plain bool, int or float scalar; a float that is a whole number is read as that integer.
+
+    ``ttl: 90.0`` and ``port: 6379.0`` then mean what they say, and the digest does not depend on
+    how a number was written. YAML 1.1 spellings that Python cannot read (``0x_``) are refused here,
+    as are integers no float can hold: no JSON tool reads them, and Python cannot even print one
+    of 5000 digits (``0x`` and 5000 ``f`` make one).
+    """
+    shown = repr(node.value) if len(node.value) <= 40 else f"{node.value[:20]!r}... ({len(node.value)} characters)"
+    try:
+        value = _scalars.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, KeyError, OverflowError):
+        raise _Refused(node.start_mark, f"cannot read {shown} as a number; quote it if it is text", path) from None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and abs(value) > _LARGEST_FLOAT:
+        raise _Refused(node.start_mark, f"{shown} is too large a number (above 1.8e308, the largest a float holds)", path)
+    return value
 
 
 def _children(node: yaml.Node) -> Iterator[tuple[str | int, yaml.Node]]:
@@ -114,9 +187,10 @@ def _check_size(root: yaml.MappingNode) -> None:
         known = sizes.get(id(node))
         if known is None:
             if id(node) in open_:
-                raise _Refused(node, "an alias here refers to a node that contains it (a recursive structure); refused", tuple(trail))
+                raise _Refused(node.start_mark, "an alias here refers to a node that contains it (a recursive structure); refused",
+                               tuple(trail))
             if depth > MAX_DEPTH:
-                raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels; refused", tuple(trail))
+                raise _Refused(node.start_mark, f"nesting deeper than {MAX_DEPTH} levels; refused", tuple(trail))
             open_.add(id(node))
             count, height = 1, 0
             for part, child in _children(node):
@@ -125,12 +199,13 @@ def _check_size(root: yaml.MappingNode) -> None:
                 trail.pop()
                 count, height = count + child_count, max(height, child_height + 1)
                 if count > MAX_NODES:
-                    raise _Refused(node, f"expands to more than {MAX_NODES} values once aliases are resolved "
+                    raise _Refused(node.start_mark, f"expands to more than {MAX_NODES} values once aliases are resolved "
                                          "(an alias bomb?); refused", tuple(trail))
             open_.discard(id(node))
             known = sizes[id(node)] = (count, height)
         if depth + known[1] > MAX_DEPTH:
-            raise _Refused(node, f"nesting deeper than {MAX_DEPTH} levels once aliases are resolved; refused", tuple(trail))
+            raise _Refused(node.start_mark, f"nesting deeper than {MAX_DEPTH} levels once aliases are resolved; refused",
+                           tuple(trail))
         return known
 
     measure(root, 0)
@@ -142,28 +217,34 @@ class _Builder:
     Runs after ``_check_size``, so its recursion is bounded.
     """
 
-    def __init__(self, doc: YamlDocument):
+    def __init__(self, doc: YamlDocument, written_tags: dict[int, str]):
         self.doc = doc
+        self.written_tags = written_tags
         self.issues: list[PolicyIssue] = []
         self.built: set[int] = set()
         """Mappings already built once: an anchor merged or aliased again reports its duplicates only once."""
 
+    def _plain(self, node: yaml.Node, path: Path_) -> None:
+        """Refuse any tag written in the file, the standard ones too (``!!float 5``, ``!!str``, ``!!binary``, ``!env``)."""
+        tag = self.written_tags.get(id(node))
+        if tag is not None:
+            raise _Refused(node.start_mark, f"tag {_shown_tag(tag)} is not allowed: policy files are plain YAML (no tags)", path)
+
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.doc.values.setdefault(path, _pos(node))
+        self._plain(node, path)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
-        _plain(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        if node.tag == _Y + "timestamp":
+        if node.tag in _TEXT_TAGS:
             return node.value  # dates stay text: no policy field is a date
-        try:
-            return _scalars.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise _Refused(node, f"invalid scalar: {exc}", path) from None
+        if node.tag == _Y + "null":
+            return None
+        return _number(node, path)
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
-        _plain(node, path)
+        self._plain(node, path)
         first_time = id(node) not in self.built
         self.built.add(id(node))
         result: dict[str, Any] = {}
@@ -172,8 +253,9 @@ class _Builder:
             if key_node.tag == _Y + "merge":
                 merged.update(self._merge_sources(value_node, path))
                 continue
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS:
-                raise _Refused(key_node, "mapping keys must be plain scalars", path)
+            self._plain(key_node, path + ((str(key_node.value),) if isinstance(key_node, yaml.ScalarNode) else ()))
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _SCALAR_TAGS | _TEXT_TAGS:
+                raise _Refused(key_node.start_mark, "mapping keys must be plain scalars", path)
             key = str(key_node.value)
             if key in result:
                 line, col = self.doc.keys[path + (key,)]
@@ -190,11 +272,12 @@ class _Builder:
         return result
 
     def _merge_sources(self, node: yaml.Node, path: Path_) -> dict[str, Any]:
+        self._plain(node, path)
         sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
         merged: dict[str, Any] = {}
         for source in sources:
             if not isinstance(source, yaml.MappingNode):
-                raise _Refused(source, "'<<' merges only mappings", path)
+                raise _Refused(source.start_mark, "'<<' merges only mappings", path)
             for key, value in self._mapping(source, path).items():
                 merged.setdefault(key, value)
         return merged
@@ -218,7 +301,9 @@ def read_policy_file(path: Path) -> tuple[YamlDocument | None, list[PolicyIssue]
         return None, [PolicyIssue(name, line, col, "", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x}); policy files must be UTF-8")]
     doc = YamlDocument(name, {})
     try:
-        nodes = list(yaml.compose_all(text, Loader=_Loader))
+        nodes, written_tags = _compose(text)
+    except _Refused as exc:
+        return None, [_refusal(name, exc)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -236,11 +321,15 @@ def read_policy_file(path: Path) -> tuple[YamlDocument | None, list[PolicyIssue]
     if not isinstance(root, yaml.MappingNode):
         got = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
         return None, [PolicyIssue(name, *_pos(root), "", f"top level must be a mapping (tiers, namespaces, invalidation, targets), got {got}")]
-    builder = _Builder(doc)
+    builder = _Builder(doc, written_tags)
     try:
         _check_size(root)
         doc.data = builder.build(root, ())
     except _Refused as exc:
-        line, col = _pos(exc.node) if exc.node is not None else (1, 1)
-        return None, builder.issues + [PolicyIssue(name, line, col, dotted(exc.path), exc.message)]
+        return None, builder.issues + [_refusal(name, exc)]
     return doc, builder.issues
+
+
+def _refusal(name: str, exc: _Refused) -> PolicyIssue:
+    line, col = (exc.mark.line + 1, exc.mark.column + 1) if exc.mark is not None else (1, 1)
+    return PolicyIssue(name, line, col, dotted(exc.path), exc.message)
