@@ -63,7 +63,9 @@ def _audit(policy: PolicySet, client: Any, target: str, match: str | None, sampl
     from toolkit.audit._scan import Walker, memory_usage
     from toolkit.audit._tally import Tally
     from toolkit.policy.published import read_published
+    from toolkit.policy.secrets import Redactor
 
+    redact = Redactor(policy.targets.get(target))  # node addresses and errors show ${VAR} references, not values
     started = time.monotonic()
     tally = Tally(policy, sample_memory, fixing=fixer is not None)
     try:
@@ -81,7 +83,7 @@ def _audit(policy: PolicySet, client: Any, target: str, match: str | None, sampl
                 measured[name] = (len(sizes), sum(sizes))
         published = read_published(client)
     except RedisError as exc:
-        raise AuditError(f"target {target or '?'}: {type(exc).__name__}: {exc}") from exc
+        raise AuditError(redact(f"target {target or '?'}: {type(exc).__name__}: {exc}")) from redact.exception(exc)
 
     def memory_of(name: str, keys: int) -> MemoryEstimate | None:
         if name not in measured:
@@ -92,8 +94,8 @@ def _audit(policy: PolicySet, client: Any, target: str, match: str | None, sampl
     if published is not None:
         published = {k: published[k] for k in ("digest", "version", "applied_at", "applied_by") if k in published}
     return AuditReport(
-        target=target, cluster=walker.cluster, nodes=dict(walker.strategies), match=match, scanned=tally.scanned,
-        vanished=tally.vanished, elapsed_s=time.monotonic() - started,
+        target=target, cluster=walker.cluster, nodes={redact(n): s for n, s in walker.strategies.items()}, match=match,
+        scanned=tally.scanned, vanished=tally.vanished, elapsed_s=time.monotonic() - started,
         policy=PolicyStatus(policy.digest, published), namespaces=tally.namespace_reports(memory_of),
         unknown_keys=tally.unknown_keys, unknown=tally.prefix_groups(), reserved_keys=tally.reserved,
         fix=fixer.report() if fixer is not None else None,

@@ -50,16 +50,19 @@ def run(paths: Iterable[str], target_name: str | None, *, output: str = "text", 
     """Load the policy, connect to the target, walk its keyspace (fixing TTLs if asked), print the report."""
     from redis.exceptions import RedisError
 
+    from toolkit.policy.secrets import Redactor
     from toolkit.runtime._client import build_client, close_client
 
     out, err = stdout or sys.stdout, stderr or sys.stderr
     policy = load(list(paths))
     target = policy.target(target_name)
     progress = TerminalProgress(err) if err.isatty() else None
+    redact = Redactor(target)  # messages show the target's ${VAR} references, never their values
     try:
-        client = build_client(target)
+        with redact.scrubbing():
+            client = build_client(target)
     except RedisError as exc:  # a cluster client connects at once
-        raise AuditError(f"target {target.name}: {type(exc).__name__}: {exc}") from exc
+        raise AuditError(redact(f"target {target.name}: {type(exc).__name__}: {exc}")) from redact.exception(exc)
     try:
         if fix:
             report = fix_ttl(policy, client, target=target.name, match=match, sample_memory=sample_memory,

@@ -6,36 +6,49 @@ cluster); the provisioner uses it so that it reaches the instance exactly as app
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from toolkit.errors import ConfigurationError, ToolkitError
-from toolkit.policy.model import Target, resolve_env
+from toolkit.errors import ToolkitError
+from toolkit.policy.model import Target
 from toolkit.policy.published import read_published
+from toolkit.policy.secrets import Redactor, shown
+
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/]*@")
 
 
 def connect(target: Target) -> Any:
-    """A redis-py client for ``target`` (standalone or cluster), exactly as applications get it."""
+    """A redis-py client for ``target`` (standalone or cluster), exactly as applications get it.
+
+    Its errors name the address (redis-py: "Error connecting to <host>:<port>"): they come out
+    with the target's ``${VAR}`` values replaced by their references.
+    """
     from toolkit.runtime._client import build_client
 
-    return build_client(target)
+    with Redactor(target).scrubbing():
+        return build_client(target)
 
 
 def describe(target: Target) -> str:
-    """Where the target's data plane is, for messages and PR comments: env references resolved, never a password."""
-    try:
-        if target.url:
-            parts = urlsplit(resolve_env(target.url, "url") or "")
-            netloc = parts.hostname or ""
-            netloc = f"[{netloc}]" if ":" in netloc else netloc
-            return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc))
-        return f"{resolve_env(target.host, 'host')}:{resolve_env(target.port, 'port')}"
-    except ConfigurationError:
-        return target.url or f"{target.host}:{target.port}"
+    """Where the target's data plane is, for messages and PR comments: never a password, and
+    ``${VAR}`` references as written, never the values they resolve to (see ``_redact.shown``)."""
+    if target.url:
+        url = shown(target.url) or ""
+        try:
+            if "${" not in url:
+                parts = urlsplit(url)
+                netloc = parts.hostname or ""
+                netloc = f"[{netloc}]" if ":" in netloc else netloc
+                return urlunsplit(parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc))
+        except ValueError:  # a port that is no number: build_client says so
+            pass
+        return _USERINFO.sub(r"\1", url)
+    return f"{shown(target.host)}:{shown(target.port)}"
 
 
 def unreachable(target: Target, exc: BaseException) -> ToolkitError:
-    detail = " ".join(str(exc).split()) or type(exc).__name__
+    detail = Redactor(target)(" ".join(str(exc).split()) or type(exc).__name__)
     return ToolkitError(f"cannot reach the data plane of target {target.name} ({describe(target)}): {detail}")
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigurationError, ToolkitError
 from toolkit.policy.model import InstancePolicy, Module, Persistence, Target, resolve_env
+from toolkit.policy.secrets import Redactor, shown
 from toolkit.provision.plan import CLUSTER_FIELDS, CREATE, DATABASE_FIELDS, Change, Plan, declared_port
 from toolkit.provision.state import ArmStatus, LiveState
 
@@ -72,6 +73,8 @@ class AzureBackend:
                                      f"(subscription, resource_group, cluster) to be planned or applied")
         where = f"target {target.name}: azure"
         self.target = target
+        self._redact = Redactor(target)
+        """Every message (ours, and ARM's, which quotes resource ids) shows ``${VAR}`` references, not their values."""
         self.subscription = resolve_env(target.azure.subscription, f"{where}.subscription") or ""
         self.resource_group = resolve_env(target.azure.resource_group, f"{where}.resource_group") or ""
         self.cluster_name = resolve_env(target.azure.cluster, f"{where}.cluster") or ""
@@ -86,8 +89,11 @@ class AzureBackend:
 
     @property
     def where(self) -> str:
-        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/Microsoft.Cache/"
-                f"redisEnterprise/{self.cluster_name}/databases/{self.database_name}")
+        """The database's ARM id as the policy writes it (``${VAR}`` references unresolved), for plans."""
+        azure = self.target.azure
+        assert azure is not None
+        return (f"/subscriptions/{shown(azure.subscription)}/resourceGroups/{shown(azure.resource_group)}/providers/"
+                f"Microsoft.Cache/redisEnterprise/{shown(azure.cluster)}/databases/{shown(azure.database) or 'default'}")
 
     # -- errors --------------------------------------------------------------------------------
 
@@ -99,15 +105,16 @@ class AzureBackend:
         try:
             yield
         except ClientAuthenticationError as exc:
-            raise ToolkitError(f"Azure authentication failed while {what}: {_message(exc)} (sign the pipeline "
-                               f"in: workload identity, AZURE_CLIENT_ID/AZURE_TENANT_ID, managed identity or az login)") from None
+            raise ToolkitError(self._redact(
+                f"Azure authentication failed while {what}: {_message(exc)} (sign the pipeline in: workload identity, "
+                f"AZURE_CLIENT_ID/AZURE_TENANT_ID, managed identity or az login)")) from None
         except HttpResponseError as exc:
-            raise ToolkitError(self._http_error(what, exc)) from None
+            raise ToolkitError(self._redact(self._http_error(what, exc))) from None
         except ServiceRequestError as exc:
-            raise ToolkitError(f"cannot reach Azure Resource Manager at {self.endpoint} while {what}: "
-                               f"{_one_line(exc.message)}") from None
+            raise ToolkitError(self._redact(f"cannot reach Azure Resource Manager at {self.endpoint} while {what}: "
+                                            f"{_one_line(exc.message)}")) from None
         except AzureError as exc:
-            raise ToolkitError(f"Azure error while {what}: {_one_line(exc.message)}") from None
+            raise ToolkitError(self._redact(f"Azure error while {what}: {_one_line(exc.message)}")) from None
 
     def _http_error(self, what: str, exc: Any) -> str:
         status = exc.status_code
@@ -203,7 +210,7 @@ class AzureBackend:
             self._follow(lambda: self.client.redis_enterprise.begin_create(self.resource_group, self.cluster_name, body,
                                                                            **self._call),
                          f"creating cluster {self.cluster_name}", progress)
-            notes.append(f"created cluster {self.cluster_name}")
+            notes.append(self._redact(f"created cluster {self.cluster_name}"))
         elif cluster_changes:
             body = models.ClusterUpdate(**self._cluster_fields(models, declared, [c.setting for c in cluster_changes], live))
             self._follow(lambda: self.client.redis_enterprise.begin_update(self.resource_group, self.cluster_name, body,
@@ -216,7 +223,7 @@ class AzureBackend:
             self._follow(lambda: self.client.databases.begin_create(self.resource_group, self.cluster_name,
                                                                     self.database_name, body, **self._call),
                          f"creating database {self.database_name}", progress)
-            notes.append(f"created database {self.cluster_name}/{self.database_name}")
+            notes.append(self._redact(f"created database {self.cluster_name}/{self.database_name}"))
         elif database_changes:
             body = models.DatabaseUpdate(**self._database_fields(models, declared, [c.setting for c in database_changes]))
             self._follow(lambda: self.client.databases.begin_update(self.resource_group, self.cluster_name,
@@ -261,6 +268,7 @@ class AzureBackend:
     def _follow(self, begin: Callable[[], Any], what: str, progress: Callable[[str], None]) -> None:
         """Start a long-running operation and wait for its end, reporting on stderr so a pipeline log shows it is alive."""
         started = time.monotonic()
+        what = self._redact(what)
         progress(f"{what}: started")
         with self._arm(what):
             poller = begin()

@@ -11,6 +11,7 @@ import sys
 from typing import Any, Iterable, TextIO
 
 from toolkit.policy.loader import load
+from toolkit.policy.secrets import Redactor
 from toolkit.provision.apply import REFUSED, apply_plan, open_backend, read_live
 from toolkit.provision.plan import compute_plan
 from toolkit.provision.render import render, text_outcome
@@ -28,20 +29,22 @@ def run(command: str, paths: Iterable[str], target_name: str, *, output: str = "
 
     policy = load(list(paths))
     target = policy.target(target_name)
-    backend = open_backend(target, credential=credential)
-    try:
-        progress(f"reading target {target.name} ({target.provider})")
-        plan = compute_plan(policy, target, read_live(backend, target, publish=publish), publish=publish)
-        if command == "plan":
-            out.write(render(plan, output))
-            if plan.refused:
-                return EXIT_ERROR
-            return EXIT_PENDING if detailed_exitcode and plan.pending else EXIT_OK
-        if output == "text":
-            out.write(render(plan, "text"))
-            out.flush()
-        outcome = apply_plan(plan, backend, policy, publish=publish, progress=progress)
-        out.write(text_outcome(outcome) if output == "text" else render(plan, output, outcome))
-        return EXIT_ERROR if outcome.status == REFUSED else EXIT_OK
-    finally:
-        backend.close()
+    # The backends redact what they say; this catches what slips past them (redis-py, Azure SDK).
+    with Redactor(target).scrubbing():
+        backend = open_backend(target, credential=credential)
+        try:
+            progress(f"reading target {target.name} ({target.provider})")
+            plan = compute_plan(policy, target, read_live(backend, target, publish=publish), publish=publish)
+            if command == "plan":
+                out.write(render(plan, output))
+                if plan.refused:
+                    return EXIT_ERROR
+                return EXIT_PENDING if detailed_exitcode and plan.pending else EXIT_OK
+            if output == "text":
+                out.write(render(plan, "text"))
+                out.flush()
+            outcome = apply_plan(plan, backend, policy, publish=publish, progress=progress)
+            out.write(text_outcome(outcome) if output == "text" else render(plan, output, outcome))
+            return EXIT_ERROR if outcome.status == REFUSED else EXIT_OK
+        finally:
+            backend.close()

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Sequence
 from toolkit.errors import ToolkitError
 from toolkit.policy.model import InstancePolicy, Target
 from toolkit.provision import _dataplane
+from toolkit.policy.secrets import Redactor
 from toolkit.provision.plan import Change, Plan
 from toolkit.provision.state import (
     EVICTION_TO_REDIS, LiveState, eviction_from_redis, persistence_from_redis, persistence_to_redis, to_json,
@@ -29,20 +30,22 @@ class PlainBackend:
     def __init__(self, target: Target):
         self.target = target
         self._client: Any = None
+        self._redact = Redactor(target)
 
     @contextmanager
     def _redis(self, what: str) -> Iterator[None]:
-        """Turn redis-py errors into one clear line."""
+        """Turn redis-py errors into one clear line (the target's ``${VAR}`` values shown as their references)."""
         import redis
 
         try:
             yield
         except redis.AuthenticationError as exc:
-            raise ToolkitError(f"target {self.target.name}: authentication failed while {what}: {exc}") from None
+            message = f"target {self.target.name}: authentication failed while {what}: {exc}"
+            raise ToolkitError(self._redact(message)) from None
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise _dataplane.unreachable(self.target, exc) from None
         except redis.RedisError as exc:
-            raise ToolkitError(f"target {self.target.name}: the server refused {what}: {exc}") from None
+            raise ToolkitError(self._redact(f"target {self.target.name}: the server refused {what}: {exc}")) from None
 
     @property
     def data_client(self) -> Any:
@@ -52,9 +55,10 @@ class PlainBackend:
         return self._client
 
     def _nodes(self) -> list[tuple[str, Any]]:
-        """(address, client) for every node: one for a standalone server."""
+        """(address, client) for every node: one for a standalone server. Addresses are for output: redacted."""
         if hasattr(self.data_client, "get_nodes"):
-            return sorted(((n.name, n.redis_connection) for n in self.data_client.get_nodes()), key=lambda n: n[0])
+            return sorted(((self._redact(n.name), n.redis_connection) for n in self.data_client.get_nodes()),
+                          key=lambda n: n[0])
         return [(_dataplane.describe(self.target), self.data_client)]
 
     def read(self) -> LiveState:

@@ -14,6 +14,7 @@ from typing import Iterator
 
 from toolkit.errors import ConfigurationError
 from toolkit.policy.model import InstancePolicy, Module, Persistence, PolicySet, Target, resolve_env
+from toolkit.policy.secrets import shown
 from toolkit.provision.state import LiveState, to_json
 
 UPDATE, CREATE, BLOCKED = "update", "create", "blocked"
@@ -140,7 +141,7 @@ def _azure_changes(target: Target, declared: InstancePolicy, live: LiveState) ->
             yield _azure_change(resource, name, have, want)
     port = declared_port(target)
     if live.database_exists and port is not None and live.port is not None and port != live.port:
-        yield Change("database", "port", BLOCKED, live.port, port,
+        yield Change("database", "port", BLOCKED, live.port, _shown_port(target, port),
                      reason="the port is chosen when the database is created (Azure Managed Redis accepts only 10000)",
                      remedy=f"set the target's port to {live.port}", data_loss=True)
 
@@ -207,7 +208,8 @@ def _create_cluster(target: Target, declared: InstancePolicy) -> Change:
     missing = [label for label, value in (("azure.location", location), ("instance.sku", declared.sku),
                                           ("instance.public_network_access", declared.public_network_access))
                if value is None]
-    after = {"location": location, **{n: to_json(v) for n, v in _declared_items(declared, CLUSTER_FIELDS)}}
+    after = {"location": shown(target.azure.location) if location is not None else None,
+             **{n: to_json(v) for n, v in _declared_items(declared, CLUSTER_FIELDS)}}
     if missing:
         return Change("cluster", "", BLOCKED, None, after,
                       reason=f"cluster {target.azure.cluster!r} does not exist and cannot be created: "
@@ -221,7 +223,7 @@ def _create_database(target: Target, declared: InstancePolicy) -> Change:
     after: dict[str, object] = {n: to_json(v) for n, v in _declared_items(declared, DATABASE_FIELDS)}
     port = declared_port(target)
     if port is not None:
-        after["port"] = port
+        after["port"] = _shown_port(target, port)
     notes = []
     if "clustering_policy" not in after:
         notes.append("clustering_policy is not declared: Azure uses OSSCluster, which can never be changed afterwards")
@@ -240,6 +242,12 @@ def _resolved(value: str | int | None, where: str) -> str | None:
 def declared_port(target: Target) -> int | None:
     port = _resolved(target.port, f"target {target.name}: port")
     return int(port) if port and port.isdigit() else None
+
+
+def _shown_port(target: Target, port: int) -> int | str:
+    """The declared port as a plan shows it: the number when the policy says it, else the ``${VAR}`` reference."""
+    written = shown(target.port)
+    return port if written == str(port) else written or ""
 
 
 def _show(value: object) -> str:
@@ -306,7 +314,7 @@ def _findings(policy: PolicySet, target: Target, live: LiveState, publish: bool)
     host = _resolved(target.host, f"target {target.name}: host")
     if host and live.host_name and host.lower() != live.host_name.lower():
         yield Finding(WARNING, "host-mismatch",
-                      f"the target connects to {host} but this cluster's host name is {live.host_name}")
+                      f"the target connects to {shown(target.host)} but this cluster's host name is {live.host_name}")
     if publish and live.published_error:
         yield Finding(WARNING, "published-policy-unread", f"the published policy could not be read: {live.published_error}")
 

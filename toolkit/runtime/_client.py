@@ -109,12 +109,15 @@ def _endpoint(target: Target) -> _Endpoint:
         return _parse_url(resolve_env(target.url, f"{where}: url") or "", target, where)
     host = resolve_env(target.host, f"{where}: host")
     if not host or not _HOST.match(host):
-        raise ConfigurationError(f"{where}: host {host!r} is not a host name or IP address")
-    return _Endpoint(host, _port(resolve_env(target.port, f"{where}: port"), f"{where}: port"), target.db, target.tls, None)
+        from toolkit.policy.secrets import redact
+
+        raise ConfigurationError(redact(target, f"{where}: host {host!r} is not a host name or IP address"))
+    return _Endpoint(host, _port(resolve_env(target.port, f"{where}: port"), f"{where}: port", target), target.db,
+                     target.tls, None)
 
 
 def _parse_url(url: str, target: Target, where: str) -> _Endpoint:
-    """``redis[s]://[user@]host[:port][/db]``; never echoes the URL, which may hold a secret."""
+    """``redis[s]://[user@]host[:port][/db]``; never echoes the URL, which may hold a secret, nor a value from ``${VAR}``."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss"):
         raise ConfigurationError(f"{where}: url must start with redis:// or rediss://")
@@ -130,15 +133,20 @@ def _parse_url(url: str, target: Target, where: str) -> _Endpoint:
         raise ConfigurationError(f"{where}: url port is not a number from 1 to 65535") from None
     db_text = unquote(parts.path).strip("/")
     if db_text and not db_text.isdigit():
-        raise ConfigurationError(f"{where}: url path {db_text!r} is not a database number")
-    return _Endpoint(parts.hostname, _port(port or 6379, f"{where}: url port"), int(db_text) if db_text else target.db,
+        from toolkit.policy.secrets import redact
+
+        raise ConfigurationError(redact(target, f"{where}: url path {db_text!r} is not a database number"))
+    return _Endpoint(parts.hostname, _port(port or 6379, f"{where}: url port", target), int(db_text) if db_text else target.db,
                      target.tls or parts.scheme == "rediss", unquote(parts.username) if parts.username else None)
 
 
-def _port(value: str | int | None, where: str) -> int:
+def _port(value: str | int | None, where: str, target: Target | None = None) -> int:
+    """``target``: whose ``${VAR}`` values the message shows as their references."""
     text = str(value if value is not None else 6379)
     if not text.isdigit() or not 1 <= int(text) <= 65535:
-        raise ConfigurationError(f"{where}: {text!r} is not a port number from 1 to 65535")
+        from toolkit.policy.secrets import redact
+
+        raise ConfigurationError(redact(target, f"{where}: {text!r} is not a port number from 1 to 65535"))
     return int(text)
 
 
@@ -168,8 +176,10 @@ def _tls_options(target: Target, endpoint: _Endpoint) -> dict[str, Any]:
         try:  # load it now: a wrong path would otherwise surface as a connection error on first use
             ssl.create_default_context(cafile=ca_file)
         except (OSError, ssl.SSLError) as exc:
+            from toolkit.policy.secrets import redact
+
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a PEM CA certificate file"
-            raise ConfigurationError(f"target {target.name!r}: tls.ca_file {ca_file!r}: {reason}") from None
+            raise ConfigurationError(redact(target, f"target {target.name!r}: tls.ca_file {ca_file!r}: {reason}")) from None
         options["ssl_ca_certs"] = ca_file
     return options
 
@@ -208,6 +218,12 @@ def _entra_provider(target: Target, identity_provider: "IdentityProviderInterfac
         client_id = client_id or _required_env("AZURE_CLIENT_ID", f"{where} (service-principal client id)")
         tenant_id = tenant_id or _required_env("AZURE_TENANT_ID", f"{where} (service-principal tenant)")
         secret = _required_env("AZURE_CLIENT_SECRET", f"{where} (service-principal secret)")
+    if tenant_id is not None and not re.fullmatch(r"[A-Za-z0-9.-]+", tenant_id):
+        from toolkit.policy.secrets import redact
+
+        # MSAL puts the tenant in a URL path: '/', '?' or '#' in it would split it past any redaction
+        raise ConfigurationError(redact(target, f"{where}.tenant_id {tenant_id!r} is not a tenant id "
+                                                "(a GUID or a domain name)"))
     try:
         if auth.identity == "managed-identity":
             from redis_entraid.identity_provider import ManagedIdentityIdType, ManagedIdentityType
@@ -224,8 +240,11 @@ def _entra_provider(target: Target, identity_provider: "IdentityProviderInterfac
         return entra.create_from_default_azure_credential((_ENTRA_SCOPE,), tenant_id=tenant_id, app_kwargs=app_kwargs,
                                                           token_manager_config=config)
     except Exception as exc:  # noqa: BLE001 - azure-identity, MSAL and requests raise many types; one line each
-        detail = (str(exc).splitlines() or [""])[0][:200]
+        from toolkit.policy.secrets import redact
+
+        detail = (str(exc).splitlines() or [""])[0]
         detail = detail.replace(secret, "***") if secret else detail
+        detail = redact(target, detail)[:200]  # MSAL's URLs hold the tenant; cut only once nothing is left to hide
         raise ConfigurationError(f"{where}: cannot set up the Entra ID {auth.identity} identity: "
                                  f"{type(exc).__name__}: {detail}") from None
 

@@ -13,6 +13,7 @@ from redis.exceptions import NoScriptError, RedisError
 from toolkit.errors import ConfigurationError, DataViolation, PipelineError, PolicyMismatch, ToolkitError
 from toolkit.policy.model import ClientOptions, Namespace, PolicySet
 from toolkit.policy.published import read_published
+from toolkit.policy.secrets import Redactor
 from toolkit.runtime import _scripts
 from toolkit.runtime._breaker import CircuitBreaker
 from toolkit.runtime._client import close_client, is_cluster
@@ -230,7 +231,9 @@ class Engine:
             self._answered()
         value, error = self._absorb(op, reason, exc)
         if error is not None:
-            raise error from exc
+            # No chain: redis-py's connection messages name the host, which may come from a secret
+            # ${VAR}; the message already says the reason and the error's kind.
+            raise error from None
         return value
 
     def _absorb(self, op: Op, reason: str, exc: BaseException | None) -> tuple[Any, ToolkitError | None]:
@@ -353,10 +356,12 @@ def connect(policies: PolicySet | str | Iterable[str], target: str | None = None
 
         chosen = policy.target(target)
         options, target = chosen.client, chosen.name
-        client = build_client(chosen)
+        with Redactor(chosen).scrubbing():  # a cluster client connects at once: its errors name the host
+            client = build_client(chosen)
     elif target is not None:
         options = policy.target(target).client
     engine = Engine(policy, client, options, owns_client=owns, target=target)
     if verify:
-        engine.verify(raise_on_mismatch=verify != "warn")
+        with Redactor(policy.target(target) if target is not None else None).scrubbing():
+            engine.verify(raise_on_mismatch=verify != "warn")
     return engine

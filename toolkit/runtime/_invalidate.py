@@ -88,5 +88,5 @@ def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
         if reason is None:
             raise
         raise CacheUnavailable(f"invalidation {name!r} failed [{reason}]: {describe(exc, reason)}; "
-                               f"{deleted} keys were deleted before the failure", reason) from exc
+                               f"{deleted} keys were deleted before the failure", reason) from None
     return deleted
