@@ -74,3 +74,43 @@ def test_get_or_load_with_lock_on_a_cluster(engine, cluster_client):
     assert queries.get_or_load(lambda: calls.append(1) or ["r"], query_id="q1") == ["r"]
     assert calls == [1]
     assert not list(cluster_client.scan_iter(match="__toolkit__:lock:*"))  # released by its owner
+
+
+def test_a_small_pool_per_node_is_waited_for_on_a_cluster(tmp_path, redis_cluster, cluster_client):
+    """max_connections on a cluster target: every node's pool blocks (pool_timeout) instead of failing."""
+    import threading
+
+    from tests.contract_policy import contract_policy
+
+    engine = toolkit.connect(contract_policy(tmp_path, f"""
+targets:
+  c:
+    provider: redis
+    url: "redis://127.0.0.1:{redis_cluster.ports[0]}"
+    instance: {{clustering_policy: OSSCluster}}
+    client: {{max_connections: 1}}
+"""), "c")
+    assert engine.cluster
+    from redis.connection import BlockingConnectionPool
+
+    pools = [node.redis_connection.connection_pool for node in engine.client.get_primaries()]
+    assert all(isinstance(p, BlockingConnectionPool) and p.max_connections == 1 for p in pools)
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(30):
+                engine.namespace("name").set("v", user_id=n * 100 + i)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(keys_per_primary(cluster_client)) == 300
+    stats = engine.stats()["name"]
+    assert (stats["errors"], stats["pool_timeouts"], stats["dropped_writes"]) == (0, 0, 0)
+    engine.close()
