@@ -77,6 +77,8 @@ class Engine:
         self._retries = options.retries
         self._backoff = ExponentialWithJitterBackoff(cap=1.0, base=0.02)
         self._health = Health(target)
+        self._last_ok: float | None = None
+        """``time.monotonic()`` of the last call Redis answered: set on every success, read by ``health()``."""
         self._stats = Stats(list(policy.namespaces))
         # (hits, misses) counters per namespace, indexed by "was it a miss" on the hot path.
         self._read_counters = {n: (self._stats.counter(n, "hits"), self._stats.counter(n, "misses")) for n in policy.namespaces}
@@ -127,7 +129,7 @@ class Engine:
         Times are Unix timestamps. Meant for a readiness endpoint: fail-open namespaces keep
         serving misses while Redis fails, so this is where an outage or a refused login shows.
         """
-        return self._health.snapshot(self._breaker.state)
+        return self._health.snapshot(self._breaker.state, self._last_ok)
 
     def verify(self, *, raise_on_mismatch: bool = True) -> bool:
         """Compare the local policy digest with the one ``toolkit apply`` published on the instance."""
@@ -174,7 +176,7 @@ class Engine:
             return self._recover(op, exc)
         if breaker._failures or breaker._opened_at is not None:
             self._answered()
-        self._health.last_ok = _monotonic()
+        self._last_ok = _monotonic()
         return self._reply(op, raw)
 
     def _reply(self, op: Op, raw: Any) -> Any:
@@ -209,7 +211,7 @@ class Engine:
                     raise
                 continue
             self._answered()
-            self._health.last_ok = _monotonic()
+            self._last_ok = _monotonic()
             return self._reply(op, raw)
         return self._fail(op, reason, exc)
 
@@ -290,7 +292,7 @@ class Engine:
             return self._settle(ops, [(reason, exc)] * len(ops))
         finally:
             pipe.reset()
-        self._health.last_ok = _monotonic()
+        self._last_ok = _monotonic()
         failures = {i: (reason_of(raw), raw) for i, raw in enumerate(raws) if isinstance(raw, Exception)}
         if any(reason is not None and TABLE[reason].outage for reason, _ in failures.values()):
             # A cluster pipeline reports a node it cannot reach per command instead of raising.

@@ -27,6 +27,8 @@ _NEGATIVES = (NEGATIVE, NEGATIVE.decode())
 EMPTY = b"\x00toolkit:empty\x00"
 """The only field of a hash that caches a loader's empty mapping (Redis has no empty hashes)."""
 _INT64_LOW, _INT64_HIGH = _args.INT64
+_COUNTER_SHA = _scripts.COUNTER_INCR.sha
+_WRITE_ONCE = WRITE | ONCE
 _MARKERS: dict[Any, Any] = {NEGATIVE: None, NEGATIVE.decode(): None, EMPTY: {}, EMPTY.decode(): {}}
 
 
@@ -356,8 +358,12 @@ class CounterHandle(Handle):
         """
         if type(amount) is not int or not _INT64_LOW <= amount <= _INT64_HIGH:
             amount = _args.integer(self.ns, "incrby", "amount", amount)
-        return self._runner.run(self._script_op(_scripts.COUNTER_INCR, self._build(params), params, amount, self._ttl_ms(None),
-                                                kind=WRITE | ONCE, decode=_int))
+        if self._indexes:
+            return self._runner.run(self._script_op(_scripts.COUNTER_INCR, self._build(params), params, amount,
+                                                    self._ttl_ms(None), kind=WRITE | ONCE, decode=_int))
+        # The common case built inline: this is the hot path of page-view counters.
+        return self._runner.run(op(self.ns, ("EVALSHA", _COUNTER_SHA, 1, self._build(params), amount, self._ttl_ms(None)),
+                                   _int, _WRITE_ONCE, None))
 
     incr = incrby  # the same method: no second call and keyword repacking on the hot path
 

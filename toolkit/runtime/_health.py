@@ -21,8 +21,6 @@ LOG_EVERY_S = 10.0
 class Health:
     def __init__(self, target: str | None):
         self.target = target
-        self.last_ok: float | None = None
-        """``time.monotonic()`` of the last call Redis answered (set by the engine on every success)."""
         self._last_error: tuple[str, str, float] | None = None
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str, str], list[float]] = {}
@@ -62,11 +60,10 @@ class Health:
                 return
         LOG.log(level, "%s", text(count))
 
-    def snapshot(self, breaker: str) -> dict[str, Any]:
+    def snapshot(self, breaker: str, last_ok: float | None) -> dict[str, Any]:
         """Plain data: the breaker's state, the last error (reason, message, when) and the last success."""
         offset = time.time() - time.monotonic()
         error = self._last_error
-        last_ok = self.last_ok
         healthy = breaker == "closed" and (error is None or (last_ok is not None and last_ok > error[2]))
         return {
             "target": self.target,

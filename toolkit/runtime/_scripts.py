@@ -84,14 +84,16 @@ if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 """ + _INDEX + "return n")
 
 # ARGV[1] = increment, ARGV[2] = ttl ms (0: none). The TTL is set only when the key has none,
-# so a counter's window starts at its first increment and is never extended. The result is read
-# back with GET: a Lua number is a double, exact only up to 2^53, a bulk string is exact.
+# so a counter's window starts at its first increment and is never extended. A Lua number is a
+# double, exact only up to 2^53: beyond that the result is read back with GET, a bulk string.
 COUNTER_INCR = Script("counter_incr", """
-redis.call('INCRBY', KEYS[1], ARGV[1])
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-""" + _INDEX + "return redis.call('GET', KEYS[1])")
+""" + _INDEX + """
+if v > 9007199254740991 or v < -9007199254740991 then return redis.call('GET', KEYS[1]) end
+return v""")
 
 # SET for indexed string namespaces: ARGV[1] = value, ARGV[2..] = SET options (PX ms, NX, XX).
 STRING_SET = Script("string_set", """
