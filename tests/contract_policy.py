@@ -1,8 +1,11 @@
-"""The policy the runtime-contract tests share: each type and codec, fail-open and fail-closed."""
+"""What the runtime-contract tests share: a policy with each type and codec, fail-open and
+fail-closed, and a way to run one function in many threads at once."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Callable
 
 import toolkit
 from tests.policytext import load_policy
@@ -28,3 +31,21 @@ namespaces:
 def contract_policy(directory: Path, target: str = "") -> toolkit.PolicySet:
     """The contract namespaces, plus a ``targets:`` section when ``target`` (YAML text) is given."""
     return load_policy(directory, CONTRACT, *([target] if target else []))
+
+
+def in_threads(count: int, work: Callable[[int], None]) -> list[BaseException]:
+    """Run ``work(n)`` for n in range(count), each in its own thread; return what they raised."""
+    errors: list[BaseException] = []
+
+    def run(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as exc:  # noqa: BLE001 - returned to the test, which asserts on it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

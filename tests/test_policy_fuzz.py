@@ -115,26 +115,24 @@ def reindent(rng: random.Random, lines: list[str]) -> str:
     return f"indent line {i + 1} by {indent!r}"
 
 
-def replace_value(rng: random.Random, lines: list[str]) -> str:
-    i = _line(rng, lines, _SCALAR_LINE)
+def _replace(rng: random.Random, lines: list[str], pattern: re.Pattern[str], choices: list[str], what: str) -> str:
+    """Replace one group of a random line matching ``pattern``: the value (group 2 of _SCALAR_LINE) or the key."""
+    i = _line(rng, lines, pattern)
     if i is None:
-        return "replace no value"
-    match = _SCALAR_LINE.match(lines[i])
+        return f"replace no {what}"
+    match = pattern.match(lines[i])
     assert match is not None
-    value = rng.choice(VALUES)
-    lines[i] = f"{match.group(1)} {value}"
-    return f"line {i + 1} value -> {value[:40]!r}"
+    new = rng.choice(choices)
+    lines[i] = f"{match.group(1)} {new}" if what == "value" else f"{match.group(1)}{new}{match.group(3)}"
+    return f"line {i + 1} {what} -> {new[:40]!r}"
+
+
+def replace_value(rng: random.Random, lines: list[str]) -> str:
+    return _replace(rng, lines, _SCALAR_LINE, VALUES, "value")
 
 
 def replace_key(rng: random.Random, lines: list[str]) -> str:
-    i = _line(rng, lines, _KEY_LINE)
-    if i is None:
-        return "replace no key"
-    match = _KEY_LINE.match(lines[i])
-    assert match is not None
-    key = rng.choice(KEYS)
-    lines[i] = f"{match.group(1)}{key}{match.group(3)}"
-    return f"line {i + 1} key -> {key!r}"
+    return _replace(rng, lines, _KEY_LINE, KEYS, "key")
 
 
 def add_anchor_and_alias(rng: random.Random, lines: list[str]) -> str:

@@ -78,9 +78,7 @@ def test_get_or_load_with_lock_on_a_cluster(engine, cluster_client):
 
 def test_a_small_pool_per_node_is_waited_for_on_a_cluster(tmp_path, redis_cluster, cluster_client):
     """max_connections on a cluster target: every node's pool blocks (pool_timeout) instead of failing."""
-    import threading
-
-    from tests.contract_policy import contract_policy
+    from tests.contract_policy import contract_policy, in_threads
 
     engine = toolkit.connect(contract_policy(tmp_path, f"""
 targets:
@@ -95,21 +93,12 @@ targets:
 
     pools = [node.redis_connection.connection_pool for node in engine.client.get_primaries()]
     assert all(isinstance(p, BlockingConnectionPool) and p.max_connections == 1 for p in pools)
-    errors: list[BaseException] = []
 
     def worker(n: int) -> None:
-        try:
-            for i in range(30):
-                engine.namespace("name").set("v", user_id=n * 100 + i)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for i in range(30):
+            engine.namespace("name").set("v", user_id=n * 100 + i)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(10, worker) == []
     assert sum(keys_per_primary(cluster_client)) == 300
     stats = engine.stats()["name"]
     assert (stats["errors"], stats["pool_timeouts"], stats["dropped_writes"]) == (0, 0, 0)

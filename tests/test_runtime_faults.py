@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -17,7 +16,7 @@ import pytest
 import redis
 
 import toolkit
-from tests.contract_policy import contract_policy
+from tests.contract_policy import contract_policy, in_threads
 from tests.servers import RedisServer, start_redis
 from toolkit.errors import CacheUnavailable
 
@@ -188,22 +187,13 @@ def test_a_hung_redis_costs_a_bounded_time_and_counts_nothing_twice(tmp_path, se
 def test_a_small_pool_is_waited_for_not_taken_for_an_outage(tmp_path, servers):
     server = start(servers, tmp_path)
     engine = connect(tmp_path, server.port, client="    client: {max_connections: 2}\n")
-    errors: list[BaseException] = []
 
     def worker(n: int) -> None:
-        try:
-            for i in range(50):
-                engine.namespace("name").set(f"v{n}-{i}", user_id=n * 1000 + i)
-                engine.namespace("cart").hset("i", i, user_id=n * 1000 + i)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        for i in range(50):
+            engine.namespace("name").set(f"v{n}-{i}", user_id=n * 1000 + i)
+            engine.namespace("cart").hset("i", i, user_id=n * 1000 + i)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(20, worker) == []
     raw = redis.Redis(port=server.port)
     assert raw.dbsize() == 2 * 20 * 50  # every write of a healthy Redis landed
     for namespace in ("name", "cart"):
