@@ -268,3 +268,88 @@ def test_counters_are_exact_over_the_whole_64_bit_range(engine, redis_client):
         p.namespace("hits").incrby(2**62, user_id=4)
         p.namespace("hits").incrby(2**62 - 1, user_id=4)
     assert p.results == [2**62, 2**63 - 1]
+
+
+# -- found by a reviewer who read only the documents ------------------------------------------------
+
+def test_messages_stay_short_whatever_the_caller_passes(engine):
+    for call in (lambda: engine.namespace("x" * 300), lambda: engine.invalidate("r" * 300),
+                 lambda: engine.namespace("name").key(user_id=1, **{"z" * 300: 1}),
+                 lambda: engine.namespace("name").set(10**5000, user_id=1)):
+        with pytest.raises(PolicyViolation) as caught:
+            call()
+        assert len(str(caught.value)) < 250, str(caught.value)
+
+
+@pytest.mark.parametrize("stored", [b" 5", b"+5", b"05", b"1_000", str(2**64).encode(), b"5.0", b"abc"])
+def test_a_counter_reads_only_what_incr_accepts(engine, redis_client, stored):
+    redis_client.set("hits:1", stored)
+    with pytest.raises(DataViolation, match="not an integer") as caught:
+        engine.namespace("hits").get(user_id=1)
+    assert "codec" not in str(caught.value)
+    redis_client.set("hitso:1", stored)
+    assert engine.namespace("hits_open").get(user_id=1) is None
+    assert engine.stats()["hits_open"]["data_errors"] == 1
+
+
+def test_errors_from_inside_scripts_do_not_show_lua_internals(engine, redis_client):
+    redis_client.set("hits:1", 2**63 - 1)
+    with pytest.raises(DataViolation) as caught:
+        engine.namespace("hits").incr(user_id=1)
+    assert "overflow" in str(caught.value) and "script" not in str(caught.value) and "@" not in str(caught.value)
+
+
+def test_a_non_ascii_digit_is_not_called_a_leading_zero(engine):
+    with pytest.raises(PolicyViolation, match="not of type int"):
+        engine.namespace("name").key(user_id="\u0667")
+
+
+def test_connect_and_pipeline_arguments_are_checked(tmp_path, redis_client):
+    policy = contract_policy(tmp_path)
+    with pytest.raises(toolkit.ConfigurationError, match="verify"):
+        toolkit.connect(policy, client=redis_client, verify="bogus")
+    with pytest.raises(toolkit.ConfigurationError, match="redis-py client"):
+        toolkit.connect(policy, client=object())
+    engine = toolkit.connect(policy, client=redis_client)
+    with pytest.raises(TypeError, match="transaction"):
+        engine.pipeline(transaction="x")
+    with pytest.raises(PolicyViolation, match="loader function"):
+        engine.namespace("name").get_or_load(None, user_id=1)
+
+
+def test_get_or_load_replaces_unreadable_data_on_a_fail_closed_namespace_too(engine, redis_client):
+    redis_client.set("docc:1", b"{not json")
+    assert engine.namespace("doc_closed").get_or_load(lambda: {"ok": 1}, user_id=1) == {"ok": 1}
+    assert engine.namespace("doc_closed").get(user_id=1) == {"ok": 1}
+    redis_client.set("cartc:1", "a string")
+    assert engine.namespace("cart_closed").get_or_load(lambda: {"a": 1}, user_id=1) == {"a": "1"}
+    with pytest.raises(DataViolation):  # a plain read of a fail-closed namespace still raises
+        redis_client.set("docc:2", b"{not json")
+        engine.namespace("doc_closed").get(user_id=2)
+
+
+def test_threads_missing_together_load_each_key_once(engine, redis_client):
+    """A caller whose miss raced with a finishing load gets that load's value instead of loading again."""
+    import random
+    import threading
+
+    loads: list[int] = []
+    lock = threading.Lock()
+
+    def loader(i: int) -> str:
+        with lock:
+            loads.append(i)
+        return f"v{i}"
+
+    def worker(seed: int) -> None:
+        order = list(range(50))
+        random.Random(seed).shuffle(order)
+        for i in order:
+            assert engine.namespace("name").get_or_load(lambda i=i: loader(i), user_id=i) == f"v{i}"
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(loads) == list(range(50))

@@ -54,11 +54,13 @@ def test_expire_on_an_indexed_key_extends_its_index(engine, redis_client):
     assert not redis_client.exists("__toolkit__:idx:user_all:404")
 
 
-def test_indexed_set_nx_reports_false_like_a_plain_one(engine):
+def test_indexed_set_nx_reports_none_like_a_plain_one(engine, redis_client):
+    """As redis-py: None when NX/XX prevented the write, whether the namespace is indexed (a script) or not."""
     names = engine.namespace("name")
     assert names.set("a", user_id=1, nx=True) is True
-    assert names.set("b", user_id=1, nx=True) is False
-    assert names.get(user_id=1) == "a"
+    assert names.set("b", user_id=1, nx=True) is None
+    assert names.set("c", user_id=404, xx=True) is None
+    assert names.get(user_id=1) == "a" and names.get(user_id=404) is None
 
 
 def test_a_real_hash_write_replaces_a_cached_not_found(engine, redis_client):

@@ -21,7 +21,7 @@ from redis.retry import Retry
 
 import toolkit
 from tests.servers import REDIS_SERVER, RedisServer, start_redis
-from toolkit.errors import CacheUnavailable
+from toolkit.errors import CacheUnavailable, PipelineError
 from toolkit.policy.model import ClientOptions
 from toolkit.runtime import Engine
 from toolkit.runtime._breaker import CircuitBreaker
@@ -131,10 +131,11 @@ def test_unreachable_fail_closed_raises(policies, refusing_port: int):
         views.incr(page="home")
     with pytest.raises(CacheUnavailable):
         views.get(page="home")
-    with pytest.raises(CacheUnavailable):
+    with pytest.raises(PipelineError) as caught:  # the fail-open write's fallback is kept in its place
         with engine.pipeline() as p:
             p.namespace("session").set("v", session_id="abcdef")
             p.namespace("page_views").incr(page="home")
+    assert p.results[0] is None and isinstance(p.results[1], CacheUnavailable) and list(caught.value.errors) == [1]
     with pytest.raises(CacheUnavailable):
         engine.invalidate("user_all", user_id=1)  # deleting nothing must not pass for success
     assert engine.stats()["page_views"]["errors"] == 3

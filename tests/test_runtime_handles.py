@@ -51,8 +51,10 @@ def test_violations_raise_before_anything_is_sent(engine, redis_client):
 
 
 def test_wrong_type_message_names_the_right_methods(engine):
-    with pytest.raises(PolicyViolation, match=r"'user' is a hash: get is a string command .*hgetall"):
+    with pytest.raises(PolicyViolation, match=r"'user' is a hash: get is a string and counter command .*hgetall"):
         engine.namespace("user").get(user_id=1)
+    with pytest.raises(PolicyViolation, match=r"get_or_load is a string and hash command \(allowed here: .*delete.*rpush"):
+        engine.namespace("user_recent").get_or_load(lambda: [], user_id=1)
 
 
 def test_invalidate_with_a_glob_value_raises_and_deletes_nothing(engine, redis_client):

@@ -36,6 +36,12 @@ class PolicyIssue:
         return {"file": self.file, "line": self.line, "col": self.col, "path": self.path, "message": self.message}
 
 
+def brief(value: object, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, for messages: a bad argument may be huge, or personal data."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class ToolkitError(Exception):
     """Base class of every error the toolkit raises on purpose."""
 

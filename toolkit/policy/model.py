@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Mapping
 
-from toolkit.errors import ConfigurationError, PolicyViolation
+from toolkit.errors import ConfigurationError, PolicyViolation, brief
 from toolkit.policy.durations import format_duration
 from toolkit.policy.templates import KeyTemplate, Param
 
@@ -271,7 +271,7 @@ class PolicySet:
         try:
             return self.namespaces[name]
         except KeyError:
-            raise PolicyViolation(f"no namespace {name!r} in this policy set (known: {', '.join(sorted(self.namespaces))})") from None
+            raise PolicyViolation(f"no namespace {brief(name)} in this policy set (known: {', '.join(sorted(self.namespaces))})") from None
 
     def target(self, name: str | None = None) -> Target:
         """The named target, or the only one when ``name`` is None."""

@@ -54,7 +54,11 @@ def publish(client: Any, policy: PolicySet, applied_by: str | None = None) -> bo
 
 def read_published(client: Any) -> Mapping[str, str] | None:
     """The published record as text fields, or None when nothing was ever applied."""
-    raw = client.hgetall(POLICY_KEY)
+    return decode_published(client.hgetall(POLICY_KEY))
+
+
+def decode_published(raw: Mapping[Any, Any] | None) -> Mapping[str, str] | None:
+    """HGETALL's reply of the record as text fields (None when empty): for clients that read it themselves."""
     if not raw:
         return None
     return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()}

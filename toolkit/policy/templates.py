@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from uuid import UUID
 from typing import Callable, Mapping
 
-from toolkit.errors import PolicyViolation
+from toolkit.errors import PolicyViolation, brief
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -66,13 +66,13 @@ class Param:
             return f"parameter {self.name!r}: {len(text)} characters, over its max_length {self.max_length}"
         bad = _FORBIDDEN.search(text)
         if bad:
-            return (f"parameter {self.name!r}: value {text!r} contains {bad.group()!r}; key parameters may not contain "
+            return (f"parameter {self.name!r}: value {brief(text)} contains {bad.group()!r}; key parameters may not contain "
                     "':', glob characters (* ? [ ] \\), braces, whitespace, control or invisible characters")
         if self._pattern is not None and self._valid(text) is not None:  # type: ignore[attr-defined]
-            return f"parameter {self.name!r}: value {text!r} does not match pattern {self.pattern!r}"
-        if self.type == "int" and text.isdigit():
+            return f"parameter {self.name!r}: value {brief(text)} does not match pattern {self.pattern!r}"
+        if self.type == "int" and text.isascii() and text.isdigit():
             return f"parameter {self.name!r}: value {text!r} is not canonical: write {str(int(text))!r} (no leading zeros)"
-        return f"parameter {self.name!r}: value {text!r} is not of type {self.type}"
+        return f"parameter {self.name!r}: value {brief(text)} is not of type {self.type}"
 
     def regex(self) -> str:
         """A regular expression (no groups) for this type's values, used by classify.
@@ -211,6 +211,6 @@ def build_values(template: KeyTemplate, specs: Mapping[str, Param], given: Mappi
         if missing:
             detail.append("missing " + ", ".join(missing))
         if extra:
-            detail.append("unexpected " + ", ".join(extra))
+            detail.append("unexpected " + ", ".join(brief(str(e), 40) for e in extra[:5]) + (", ..." if len(extra) > 5 else ""))
         raise PolicyViolation(f"{what} takes parameters ({', '.join(template.params) or 'none'}): {'; '.join(detail)}")
     return {name: specs[name].check(given[name]) for name in template.params}

@@ -1,7 +1,7 @@
 """Checks of the arguments users pass to handle methods, before anything is sent. No I/O here.
 
 Each raises PolicyViolation (the caller's mistake: a value the policy refuses, or an argument
-of the wrong kind), with a message that shows at most ``SHOWN`` characters of the bad value.
+of the wrong kind), with a message that shows at most 80 characters of the bad value.
 """
 
 from __future__ import annotations
@@ -10,20 +10,13 @@ import math
 from datetime import timedelta
 from typing import Any, Iterable, Mapping
 
-from toolkit.errors import PolicyViolation
+from toolkit.errors import PolicyViolation, brief
 from toolkit.policy.durations import parse_duration
 from toolkit.policy.model import Namespace
 
-SHOWN = 80
 INT64 = (-(2**63), 2**63 - 1)
 RESERVED_FIELDS = frozenset({"\x00toolkit:none\x00", "\x00toolkit:empty\x00"})
 """Hash fields the engine uses as markers (a cached "not found", a cached empty hash)."""
-
-
-def shown(value: object) -> str:
-    """``repr`` cut to SHOWN characters: a bad argument may be huge, or personal data."""
-    text = repr(value)
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
 
 
 def ttl_ms(ns: Namespace, ttl: object) -> int:
@@ -37,17 +30,18 @@ def ttl_ms(ns: Namespace, ttl: object) -> int:
         ttl = ttl.total_seconds()
     if isinstance(ttl, (int, float)):
         if (isinstance(ttl, float) and not math.isfinite(ttl)) or ttl <= 0:
-            raise PolicyViolation(f"namespace {ns.name!r}: ttl must be a finite number of seconds above zero, got {shown(ttl)}")
+            raise PolicyViolation(f"namespace {ns.name!r}: ttl must be a finite number of seconds above zero, got {brief(ttl)}")
         if ttl > 10**12:
-            raise PolicyViolation(f"namespace {ns.name!r}: ttl {shown(ttl)} seconds is beyond what Redis can store")
+            raise PolicyViolation(f"namespace {ns.name!r}: ttl {brief(ttl)} seconds is beyond what Redis can store")
         ms = round(ttl * 1000)
     elif isinstance(ttl, str):
         try:
             ms = parse_duration(ttl)
-        except ValueError:
-            raise PolicyViolation(f"namespace {ns.name!r}: ttl {shown(ttl)} is not a duration like 500ms, 90s, 5m, 1h, 1d") from None
+        except ValueError as exc:
+            reason = str(exc) if "maximum" in str(exc) else "not a duration like 500ms, 90s, 5m, 1h, 1d"
+            raise PolicyViolation(f"namespace {ns.name!r}: ttl {brief(ttl)}: {reason}") from None
         if ms <= 0:
-            raise PolicyViolation(f"namespace {ns.name!r}: ttl must be above zero, got {shown(ttl)}")
+            raise PolicyViolation(f"namespace {ns.name!r}: ttl must be above zero, got {brief(ttl)}")
     else:
         raise PolicyViolation(f"namespace {ns.name!r}: ttl must be seconds (int or float), a timedelta or a duration "
                               f"like '90s', got {type(ttl).__name__}")
@@ -63,7 +57,7 @@ def field(ns: Namespace, name: object) -> str:
         try:
             text = bytes(name).decode()
         except UnicodeDecodeError:
-            raise PolicyViolation(f"namespace {ns.name!r}: hash field name {shown(name)} is not UTF-8 text") from None
+            raise PolicyViolation(f"namespace {ns.name!r}: hash field name {brief(name)} is not UTF-8 text") from None
     elif isinstance(name, int) and not isinstance(name, bool):
         return str(name)
     elif isinstance(name, str):
@@ -73,10 +67,10 @@ def field(ns: Namespace, name: object) -> str:
     try:
         text.encode()
     except UnicodeEncodeError:
-        raise PolicyViolation(f"namespace {ns.name!r}: hash field name {shown(text)} cannot be encoded as UTF-8 "
+        raise PolicyViolation(f"namespace {ns.name!r}: hash field name {brief(text)} cannot be encoded as UTF-8 "
                               "(a lone surrogate)") from None
     if text in RESERVED_FIELDS:
-        raise PolicyViolation(f"namespace {ns.name!r}: hash field name {shown(text)} is reserved by the toolkit")
+        raise PolicyViolation(f"namespace {ns.name!r}: hash field name {brief(text)} is reserved by the toolkit")
     return text
 
 
@@ -95,7 +89,7 @@ def integer(ns: Namespace, method: str, name: str, value: object, low: int = INT
     if isinstance(value, bool) or not isinstance(value, int):
         raise PolicyViolation(f"{method} on {ns.name!r}: {name} must be an integer, got {type(value).__name__}")
     if not low <= value <= high:
-        raise PolicyViolation(f"{method} on {ns.name!r}: {name} {shown(value)} is outside {low} to {high}")
+        raise PolicyViolation(f"{method} on {ns.name!r}: {name} {brief(value)} is outside {low} to {high}")
     return value
 
 

@@ -23,7 +23,10 @@ def _text_encode(value: Any) -> bytes:
         except UnicodeEncodeError:
             raise PolicyViolation("codec text cannot store this str: it holds a lone surrogate, not UTF-8 text") from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value).encode()
+        try:
+            return str(value).encode()
+        except ValueError:  # an int past Python's digit limit for str()
+            raise PolicyViolation("codec text cannot store this number: too many digits") from None
     raise PolicyViolation(f"codec text stores str (or numbers, read back as str), got {type(value).__name__}")
 
 

@@ -7,6 +7,7 @@ is told. Both the engine and its pipelines (and the asyncio engine to come) read
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from redis import exceptions as rx
@@ -88,6 +89,15 @@ def reason_of(exc: BaseException) -> str | None:
     return None
 
 
+_SCRIPT_CONTEXT = re.compile(r"^Error running script \(call to \w+\): @\w+:\d+: |\s*script: \w+, on @\w+:\d+\.?$")
+"""Where a script failed (Redis 6 prefixes it, Redis 7 appends it): ours, not the caller's business."""
+
+
+def reply_text(exc: BaseException) -> str:
+    """An error reply's first line, without the script context Redis wraps around errors inside Lua."""
+    return _SCRIPT_CONTEXT.sub("", str(exc).splitlines()[0] if str(exc) else "")[:160]
+
+
 def describe(exc: BaseException | None, reason: str) -> str:
     """One line for logs, ``health()`` and CacheUnavailable: the reason and the error's kind, never a value.
 
@@ -101,7 +111,7 @@ def describe(exc: BaseException | None, reason: str) -> str:
     if isinstance(exc, ToolkitError):
         return str(exc)
     if isinstance(exc, rx.ResponseError):
-        return f"{TABLE[reason].meaning}: {str(exc).splitlines()[0][:160]}"
+        return f"{TABLE[reason].meaning}: {reply_text(exc)}"
     errno_text = _errno_text(exc)
     return f"{TABLE[reason].meaning} ({type(exc).__name__}{': ' + errno_text if errno_text else ''})"
 

@@ -8,6 +8,7 @@ reaches Redis. Writes always carry the namespace TTL (with jitter) in the same a
 from __future__ import annotations
 
 import random
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -15,10 +16,11 @@ from toolkit.errors import PolicyViolation
 from toolkit.policy.model import Namespace
 from toolkit.runtime import _args, _scripts
 from toolkit.runtime._codecs import CODECS
+from toolkit.runtime._flows import Batch, Flow
 from toolkit.runtime._ops import ONCE, OTHER, READ, WRITE, Op, Runner, op
 
 if TYPE_CHECKING:
-    from toolkit.runtime._engine import Engine
+    from toolkit.runtime._core import EngineCore as Engine
 
 NEGATIVE = b"\x00toolkit:none\x00"
 """Stored instead of a value when a loader returned None and the namespace caches negatives."""
@@ -36,12 +38,38 @@ def _bool(raw: Any) -> bool:
     return bool(raw)
 
 
-def _int_or_none(raw: Any) -> int | None:
-    return None if raw is None else int(raw)
+def _bool_or_none(raw: Any) -> bool | None:
+    """SET NX/XX: None when the condition prevented the write (redis-py's nil), else True."""
+    return None if raw is None else bool(raw)
+
+
+_COUNTER_VALUE = re.compile(rb"-?(?:0|[1-9][0-9]{0,18})")
+
+
+def _counter_or_none(raw: Any) -> int | None:
+    """A counter as INCRBY reads it: canonical digits in the signed 64-bit range, else a data failure."""
+    if raw is None:
+        return None
+    data = raw.encode() if isinstance(raw, str) else raw
+    if _COUNTER_VALUE.fullmatch(data) is None or not _args.INT64[0] <= int(data) <= _args.INT64[1]:
+        raise ValueError("the value is not an integer in the signed 64-bit range")
+    return int(data)
 
 
 def _int(raw: Any) -> int:
     return int(raw)
+
+
+def _get_or_load(handle: "Handle", loader: Callable[[], Any], params: dict[str, Any]) -> Any:
+    engine = handle._immediate("get_or_load")
+    if not callable(loader):
+        raise PolicyViolation(f"get_or_load on {handle.ns.name!r} takes a loader function, got {type(loader).__name__}")
+    return engine._drive(engine._cache_aside.get_or_load(handle, loader, params))
+
+
+def _all_set(ops: list[Op], transaction: bool) -> Flow:
+    """mset: one batch, True when every SET landed."""
+    return all((yield Batch(ops, transaction)))
 
 
 class Handle:
@@ -67,10 +95,11 @@ class Handle:
         return f"<{type(self).__name__} {self.ns.name!r} {self.ns.template.source!r}>"
 
     def __getattr__(self, name: str) -> Any:
-        for cls in _HANDLES.values():
-            if cls is not type(self) and name in cls.commands:
-                raise PolicyViolation(f"namespace {self.ns.name!r} is a {self.ns.type}: {name} is a {cls.type_name} "
-                                      f"command (allowed here: {', '.join(sorted(type(self).commands))})")
+        owners = [cls.type_name for cls in _HANDLES.values() if name in cls.commands]
+        if owners:
+            allowed = sorted(type(self).commands | _COMMON)
+            raise PolicyViolation(f"namespace {self.ns.name!r} is a {self.ns.type}: {name} is a {' and '.join(owners)} "
+                                  f"command (allowed here: {', '.join(allowed)})")
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def key(self, **params: Any) -> str:
@@ -176,11 +205,11 @@ class StringHandle(Handle):
         SET NX/XX is not resent after a broken connection: a second NX would report "not set".
         """
         options: tuple = ("PX", ttl_ms, *flags) if ttl_ms else flags
-        kind = WRITE | ONCE if flags else WRITE
+        kind, decode = (WRITE | ONCE, _bool_or_none) if flags else (WRITE, _bool)
         if self._indexes:
             keys = [key, *self._index_keys(params)]
-            return op(self.ns, ("EVALSHA", _scripts.STRING_SET.sha, len(keys), *keys, data, *options), _bool, kind, None)
-        return op(self.ns, ("SET", key, data, *options), _bool, kind, None)
+            return op(self.ns, ("EVALSHA", _scripts.STRING_SET.sha, len(keys), *keys, data, *options), decode, kind, None)
+        return op(self.ns, ("SET", key, data, *options), decode, kind, None)
 
     def set(self, value: Any, /, *, ttl: float | timedelta | str | None = None, nx: bool = False, xx: bool = False,
             **params: Any) -> bool | None:
@@ -188,13 +217,13 @@ class StringHandle(Handle):
         if nx and xx:
             raise PolicyViolation(f"set on {self.ns.name!r}: nx and xx exclude each other")
         flags = ("NX",) * bool(nx) + ("XX",) * bool(xx)
-        result = self._runner.run(self._set_op(self._build(params), params, self._encode(value), self._ttl_ms(ttl), flags))
-        return None if result is None else bool(result)
+        return self._runner.run(self._set_op(self._build(params), params, self._encode(value), self._ttl_ms(ttl), flags))
 
     def mget(self, params_list: Iterable[Mapping[str, Any]]) -> list[Any]:
         """Values of several keys of this namespace, in order (split by slot on a cluster)."""
         keys = [self._build(p) for p in _args.params_list(self.ns, params_list, "mget")]
-        return self._immediate("mget")._multi(self.ns, [("GET", k) for k in keys], self._decode_value, READ, None, atomic=False)
+        ns, decode = self.ns, self._decode_value
+        return self._immediate("mget")._send_batch([op(ns, ("GET", k), decode, READ, None) for k in keys], False)
 
     def mset(self, items: Iterable[tuple[Mapping[str, Any], Any]], *, ttl: float | timedelta | str | None = None) -> bool:
         """Several keys at once, each with its TTL (MSET has none: SET PX per key, in one transaction)."""
@@ -204,11 +233,11 @@ class StringHandle(Handle):
             raise PolicyViolation(f"mset on {self.ns.name!r} takes (params, value) pairs, e.g. [({{'user_id': 1}}, 'Alice')]")
         params_list = _args.params_list(self.ns, [p for p, _ in pairs], "mset")
         ops = [self._set_op(self._build(p), p, self._encode(v), self._ttl_ms(ttl), ()) for p, (_, v) in zip(params_list, pairs)]
-        return all(engine._send_batch(ops, transaction=not engine.cluster))
+        return engine._drive(_all_set(ops, not engine.cluster))
 
     def get_or_load(self, loader: Callable[[], Any], **params: Any) -> Any:
         """Cache-aside: the cached value, or the loader's as the codec reads it back (stored with the namespace TTL)."""
-        return self._immediate("get_or_load")._cache_aside.get_or_load(self, loader, params)
+        return _get_or_load(self, loader, params)
 
 
 class HashHandle(Handle):
@@ -290,7 +319,7 @@ class HashHandle(Handle):
 
     def get_or_load(self, loader: Callable[[], Mapping[str, Any] | None], **params: Any) -> dict[str, Any] | None:
         """Cache-aside for a whole hash: the loader returns a mapping ({} is cached as empty) or None."""
-        return self._immediate("get_or_load")._cache_aside.get_or_load(self, loader, params)
+        return _get_or_load(self, loader, params)
 
 
 class ListHandle(Handle):
@@ -349,7 +378,7 @@ class CounterHandle(Handle):
     __slots__ = ()
 
     def get(self, **params: Any) -> int | None:
-        return self._read(("GET", self._build(params)), _int_or_none)
+        return self._read(("GET", self._build(params)), _counter_or_none)
 
     def incrby(self, amount: int = 1, **params: Any) -> int | None:
         """INCRBY, exact over the signed 64-bit range; the window TTL is set by the first increment only.
@@ -374,6 +403,7 @@ class CounterHandle(Handle):
     decr = decrby
 
 
+_COMMON = frozenset(n for n in vars(Handle) if not n.startswith("_") and callable(getattr(Handle, n)))
 _HANDLES: dict[str, type[Handle]] = {"string": StringHandle, "hash": HashHandle, "list": ListHandle, "counter": CounterHandle}
 
 

@@ -10,18 +10,16 @@ instead of scanning: only keys written through the engine are in it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 from redis.exceptions import NoScriptError, RedisError
 
-from toolkit.errors import CacheUnavailable, PolicyViolation
+from toolkit.errors import CacheUnavailable, PolicyViolation, brief
 from toolkit.policy.model import InvalidationRule, PolicySet
 from toolkit.policy.templates import Param, build_values
 from toolkit.runtime import _scripts
 from toolkit.runtime._failures import describe, reason_of
-
-if TYPE_CHECKING:
-    from toolkit.runtime._engine import Engine
+from toolkit.runtime._flows import Call, Flow, Scan, ScanNext
 
 SCAN_COUNT = 1000
 """Keys per SCAN step: large enough to need few round trips, small enough to keep each step short."""
@@ -52,37 +50,31 @@ def rule_keys(policy: PolicySet, rule: InvalidationRule, params: Mapping[str, An
     return exact, [t.render(build_values(t, specs, params, what), rule.hash_tag) for t in rule.match], None
 
 
-def invalidate(engine: "Engine", name: str, params: Mapping[str, Any]) -> int:
-    policy = engine.policy
-    rule = policy.rules.get(name)
+def invalidate_flow(policy: PolicySet, name: str, params: Mapping[str, Any]) -> Flow:
+    """Delete what a rule names: the flow both engines drive. Every value is checked before anything is sent."""
+    rule = policy.rules.get(name) if isinstance(name, str) else None
     if rule is None:
-        raise PolicyViolation(f"no invalidation rule {name!r} (known: {', '.join(sorted(policy.rules)) or 'none'})")
+        raise PolicyViolation(f"no invalidation rule {brief(name)} (known: {', '.join(sorted(policy.rules)) or 'none'})")
     missing = [p for p in rule.params if p not in params]
-    extra = [p for p in params if p not in rule.params]
+    extra = [brief(p, 40) for p in params if p not in rule.params]
     if missing or extra:
         raise PolicyViolation(f"rule {name!r} takes parameters ({', '.join(rule.params)}); "
-                              f"missing: {', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'}")
-    exact, globs, index_key = rule_keys(policy, rule, params)  # every value is checked before anything is sent
-    client = engine.client
+                              f"missing: {', '.join(missing) or '-'}; unexpected: {', '.join(extra[:5]) or '-'}")
+    exact, globs, index_key = rule_keys(policy, rule, params)
     deleted = 0
     try:
         if exact:
-            deleted += client.unlink(*exact)
+            deleted += yield Call("unlink", tuple(exact))
         if index_key is not None:
             # O(keys of this entity): the index lists every key the engine wrote for this value.
             try:
-                deleted += client.evalsha(_scripts.INDEX_DROP.sha, 1, index_key)
+                deleted += yield Call("evalsha", (_scripts.INDEX_DROP.sha, 1, index_key))
             except NoScriptError:
-                deleted += client.eval(_scripts.INDEX_DROP.source, 1, index_key)
+                deleted += yield Call("eval", (_scripts.INDEX_DROP.source, 1, index_key))
         for pattern in globs:
-            batch: list[bytes] = []
-            for key in client.scan_iter(match=pattern, count=SCAN_COUNT):
-                batch.append(key)
-                if len(batch) >= UNLINK_BATCH:
-                    deleted += client.unlink(*batch)
-                    batch = []
-            if batch:
-                deleted += client.unlink(*batch)
+            cursor = yield Scan(pattern, SCAN_COUNT)
+            while batch := (yield ScanNext(cursor, UNLINK_BATCH)):
+                deleted += yield Call("unlink", tuple(batch))
     except RedisError as exc:
         reason = reason_of(exc)
         if reason is None:

@@ -15,6 +15,9 @@ OTHER, READ, WRITE = 0, 1, 2
 ONCE = 4
 """Flag on a kind: the command is not idempotent (INCRBY, pushes, pops, SET NX), so it is never
 resent after it may have reached the server: a timeout must not count a page view twice."""
+DATA_MISS = 8
+"""Flag on a kind: a data failure reads as a miss even on a fail-closed namespace (the cache-aside
+read: ``get_or_load`` then replaces the unreadable value with the loader's)."""
 
 
 class Op(NamedTuple):

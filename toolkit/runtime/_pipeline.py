@@ -1,15 +1,17 @@
-"""``with engine.pipeline() as p:``: operations of any namespaces, one round trip, decoded results."""
+"""``with engine.pipeline() as p:`` (``async with`` on the asyncio engine): operations of any
+namespaces, one round trip, decoded results. One class for both engines: ``execute`` is a flow."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import PipelineError
+from toolkit.runtime._flows import Batch, Flow
 from toolkit.runtime._handles import Handle, handle_for
 from toolkit.runtime._ops import Op
 
 if TYPE_CHECKING:
-    from toolkit.runtime._engine import Engine
+    from toolkit.runtime._core import EngineCore
 
 
 class Pipeline:
@@ -23,7 +25,7 @@ class Pipeline:
     MULTI/EXEC (standalone Redis; on a cluster every key must share one slot).
     """
 
-    def __init__(self, engine: "Engine", *, transaction: bool = False):
+    def __init__(self, engine: "EngineCore", *, transaction: bool = False):
         self._engine = engine
         self._transaction = transaction
         self._ops: list[Op] = []
@@ -43,19 +45,36 @@ class Pipeline:
     def __len__(self) -> int:
         return len(self._ops)
 
-    def execute(self) -> list[Any]:
-        """Send what is queued; PipelineError (with every result in order) when some commands failed."""
+    def execute(self) -> Any:
+        """Send what is queued; PipelineError (with every result in order) when some commands failed.
+
+        The list of results on the sync engine; an awaitable of it on the asyncio engine.
+        """
+        return self._engine._drive(self._execute())
+
+    def _execute(self) -> Flow:
         ops, self._ops = self._ops, []
         try:
-            self.results = self._engine._send_batch(ops, self._transaction, keep_results=True)
+            self.results = yield Batch(ops, self._transaction, keep_results=True)
         except PipelineError as exc:
             self.results = exc.results
             raise
         return self.results
 
     def __enter__(self) -> "Pipeline":
+        if self._engine._is_async:
+            raise TypeError("a pipeline of the asyncio engine is entered with 'async with'")
         return self
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         if exc_type is None and self._ops:
             self.execute()
+
+    async def __aenter__(self) -> "Pipeline":
+        if not self._engine._is_async:
+            raise TypeError("a pipeline of the sync engine is entered with 'with'")
+        return self
+
+    async def __aexit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None and self._ops:
+            await self.execute()

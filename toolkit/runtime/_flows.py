@@ -1,0 +1,82 @@
+"""Multi-step flows as generators: the policy decides each step, a driver performs it.
+
+A flow (cache-aside, locks, invalidation, mset, verify) yields *requests* and receives their
+results (or has their exception thrown in at the yield); it never does I/O itself. The sync
+engine performs requests with blocking calls, the asyncio engine awaits them: one flow, two
+drivers, as httpx's ``Auth.auth_flow`` is driven by ``sync_auth_flow`` and ``async_auth_flow``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Generator, NamedTuple
+
+from toolkit.runtime._ops import Op
+
+Flow = Generator[Any, Any, Any]
+
+
+class Send(NamedTuple):
+    """Send one Op through the failure table (the engine's ``run``); result: its decoded reply or fallback.
+
+    ``raw=True``: send it once as it is; result: the raw reply, redis-py's errors thrown in.
+    """
+
+    op: Op
+    raw: bool = False
+
+
+class Batch(NamedTuple):
+    """Send Ops in one round trip (the engine's ``_send_batch``); result: the list of replies."""
+
+    ops: list[Op]
+    transaction: bool = False
+    keep_results: bool = False
+
+
+class Call(NamedTuple):
+    """Call a client method outside any namespace (invalidation, verify); redis-py's errors are thrown in."""
+
+    method: str
+    args: tuple = ()
+
+
+class Scan(NamedTuple):
+    """Start a SCAN over every primary; result: a cursor object for ``ScanNext``."""
+
+    pattern: str
+    count: int
+
+
+class ScanNext(NamedTuple):
+    """Up to ``size`` more keys of a scan; result: a list, empty when the scan is done."""
+
+    cursor: Any
+    size: int
+
+
+class Sleep(NamedTuple):
+    seconds: float
+
+
+class Load(NamedTuple):
+    """Call the user's loader; result: its value (awaited when it returns an awaitable)."""
+
+    loader: Callable[[], Any]
+
+
+class Flight(NamedTuple):
+    """Run ``flow`` once for concurrent callers of ``key`` in this process; ``wait=False``: BUSY when one runs.
+
+    ``since``: when the caller read the cache (``time.monotonic()``); a flight of the key that
+    finished after that already has the value the caller missed, so it is returned, not loaded again.
+    """
+
+    key: str
+    flow: Flow
+    wait: bool = True
+    since: float | None = None
+
+
+BUSY = object()
+"""What a ``Flight(wait=False)`` gets when another caller already runs the flow of that key."""
+
