@@ -18,12 +18,12 @@ import math
 import os
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from toolkit.policy.published import RESERVED_PREFIX
 from toolkit.runtime import _scripts
 from toolkit.runtime._flows import BUSY, Batch, Flight, Flow, Load, Send, Sleep
-from toolkit.runtime._ops import DATA_MISS, ONCE, OTHER, op
+from toolkit.runtime._ops import DATA_MISS, ONCE, OTHER, Op, op
 from toolkit.runtime._stats import Stats
 
 if TYPE_CHECKING:
@@ -35,24 +35,55 @@ _MISS = (False, None)
 """What a cached read gives when Redis fails on a fail-open namespace, or holds data the codec cannot read."""
 
 
+class Read(NamedTuple):
+    key: str
+    op: Op
+    at: float
+    """``time.monotonic()`` just before the read: a load that finished after it already has the value."""
+
+
+_new_read = tuple.__new__  # as ``op()``: no NamedTuple __new__ on the hot path
+_monotonic = time.monotonic
+
+
 class CacheAside:
     """The flows of ``get_or_load``, and the one piece of state they keep: each namespace's load time."""
 
-    def __init__(self, stats: Stats):
+    def __init__(self, stats: Stats, namespaces: list[str]):
         self._stats = stats
+        self._hits = {name: stats.counter(name, "hits") for name in namespaces}
         self._load_ms: dict[str, float] = {}
 
+    def plain_read(self, handle: "Handle", params: dict[str, Any]) -> Read | None:
+        """The one read that decides a hit, when the namespace does not refresh early (which needs the TTL too).
+
+        The engines send it directly, without a flow: a hit is the hot path of every cached call.
+        """
+        if handle.ns.cache_aside.early_refresh_beta is not None:
+            return None
+        key = handle._build(params)
+        return _new_read(Read, (key, op(handle.ns, (handle._read_command, key), handle._cached, OTHER | DATA_MISS, _MISS),
+                                _monotonic()))
+
+    def hit(self, handle: "Handle", value: Any) -> Any:
+        next(self._hits[handle.ns.name])
+        return value
+
+    def miss(self, handle: "Handle", loader: Callable[[], Any], params: dict[str, Any], read: Read) -> Flow:
+        """After ``plain_read`` missed: load once per key in the process (the Flight)."""
+        next(self._stats.counter(handle.ns.name, "misses"))
+        return (yield Flight(read.key, self._fill(handle, read.key, params, loader), since=read.at))
+
     def get_or_load(self, handle: "Handle", loader: Callable[[], Any], params: dict[str, Any]) -> Flow:
+        """The whole of it for namespaces with ``early_refresh``: GET and PTTL, then XFetch's decision."""
         key = handle._build(params)
         ns = handle.ns
         stats = self._stats
         beta = ns.cache_aside.early_refresh_beta
-        read = op(ns, (handle._read_command, key), handle._cached, OTHER | DATA_MISS, _MISS)
         read_at = time.monotonic()
-        if beta is None:  # the hot path: one GET (or HGETALL), no nested flow
-            (found, value), remaining_ms = (yield Send(read)), -1
-        else:
-            (found, value), remaining_ms = yield Batch([read, op(ns, ("PTTL", key), None, OTHER, -2)])
+        (found, value), remaining_ms = yield Batch([
+            op(ns, (handle._read_command, key), handle._cached, OTHER | DATA_MISS, _MISS),
+            op(ns, ("PTTL", key), None, OTHER, -2)])
         if found:
             if beta is None or not self._refresh_now(ns.name, remaining_ms, beta):
                 stats.add(ns.name, "hits")

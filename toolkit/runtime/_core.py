@@ -104,7 +104,7 @@ class EngineCore:
         self._read_counters = {n: (self._stats.counter(n, "hits"), self._stats.counter(n, "misses")) for n in policy.namespaces}
         self._handles: dict[str, Handle] = {}
         self._handles_lock = threading.Lock()
-        self._cache_aside = CacheAside(self._stats)
+        self._cache_aside = CacheAside(self._stats, list(policy.namespaces))
         self._indexes = _index_plan(policy, self.cluster)
         kwargs = getattr(client, "get_connection_kwargs", None)
         decoding = (kwargs() if kwargs is not None else {}).get("decode_responses", False)
@@ -393,6 +393,9 @@ class EngineCore:
         raise NotImplementedError
 
     def _drive(self, flow: Flow) -> Any:
+        raise NotImplementedError
+
+    def _get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
     def _cached_wrapper(self, fn: Callable, handle: Handle, key_params: Callable[..., Mapping[str, Any]]) -> Callable:

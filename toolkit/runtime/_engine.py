@@ -84,6 +84,14 @@ class Engine(EngineCore):
             pipe.reset()
         return self._batch_replies(ops, raws, keep_results)
 
+    def _get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
+        cache = self._cache_aside
+        read = cache.plain_read(handle, params)
+        if read is None:
+            return self._drive(cache.get_or_load(handle, loader, params))
+        found, value = self.run(read.op)
+        return cache.hit(handle, value) if found else self._drive(cache.miss(handle, loader, params, read))
+
     def _next_keys(self, cursor: Iterator[Any], size: int) -> list[Any]:
         return list(itertools.islice(cursor, size))
 

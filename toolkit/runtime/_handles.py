@@ -64,7 +64,7 @@ def _get_or_load(handle: "Handle", loader: Callable[[], Any], params: dict[str, 
     engine = handle._immediate("get_or_load")
     if not callable(loader):
         raise PolicyViolation(f"get_or_load on {handle.ns.name!r} takes a loader function, got {type(loader).__name__}")
-    return engine._drive(engine._cache_aside.get_or_load(handle, loader, params))
+    return engine._get_or_load(handle, loader, params)
 
 
 def _all_set(ops: list[Op], transaction: bool) -> Flow:
