@@ -1,11 +1,14 @@
-"""The runtime engine: ``toolkit.connect`` -> Engine -> typed namespace handles.
+"""The runtime engines: ``toolkit.connect`` -> Engine, ``toolkit.aio.connect`` -> AsyncEngine -> typed handles.
 
-Public surface: ``connect``, ``Engine``, ``Pipeline``, the handle classes and
-``PolicyMismatch``; everything in ``_modules`` is private.
+Public surface: ``connect``, ``connect_async``, ``Engine``, ``AsyncEngine``, ``Pipeline``, the
+handle classes and ``PolicyMismatch``; everything in ``_modules`` is private.
 """
 
+from toolkit.runtime._async_engine import AsyncEngine
+from toolkit.runtime._async_engine import connect as connect_async
 from toolkit.runtime._engine import Engine, PolicyMismatch, connect
 from toolkit.runtime._handles import CounterHandle, HashHandle, ListHandle, StringHandle
 from toolkit.runtime._pipeline import Pipeline
 
-__all__ = ["CounterHandle", "Engine", "HashHandle", "ListHandle", "Pipeline", "PolicyMismatch", "StringHandle", "connect"]
+__all__ = ["AsyncEngine", "CounterHandle", "Engine", "HashHandle", "ListHandle", "Pipeline", "PolicyMismatch", "StringHandle",
+           "connect", "connect_async"]

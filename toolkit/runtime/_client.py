@@ -13,6 +13,7 @@ import functools
 import os
 import re
 import ssl
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -24,6 +25,7 @@ from redis.retry import Retry
 
 from toolkit.errors import ConfigurationError
 from toolkit.policy.model import Target, resolve_env
+from toolkit.runtime._flows import Flow, Steps
 
 if TYPE_CHECKING:
     from redis.auth.idp import IdentityProviderInterface
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from redis.cluster import RedisCluster
     from redis.credentials import CredentialProvider
 
-__all__ = ["build_client", "close_client", "is_cluster"]
+__all__ = ["aclose_client", "build_async_client", "build_client", "close_client", "is_cluster"]
 
 _ENTRA_SCOPE = "https://redis.azure.com/.default"
 _ENTRA_RESOURCE = "https://redis.azure.com/"
@@ -49,6 +51,27 @@ class _Endpoint:
     username: str | None
 
 
+@dataclass(frozen=True)
+class _Kit:
+    """redis-py's classes for one kind of client: blocking, or ``redis.asyncio``."""
+
+    redis: Any
+    cluster: Any
+    blocking_pool: Any
+    is_async: bool
+
+
+def _kit(asyncio: bool) -> _Kit:
+    if asyncio:
+        import redis.asyncio as aredis
+        from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+
+        return _Kit(aredis.Redis, AsyncRedisCluster, aredis.BlockingConnectionPool, True)
+    from redis.cluster import RedisCluster
+
+    return _Kit(redis.Redis, RedisCluster, BlockingConnectionPool, False)
+
+
 def build_client(target: Target, *, identity_provider: "IdentityProviderInterface | None" = None,
                  token_manager_config: "TokenManagerConfig | None" = None) -> "redis.Redis | RedisCluster":
     """A redis-py client for ``target``; ConfigurationError when the target cannot work as written.
@@ -58,45 +81,85 @@ def build_client(target: Target, *, identity_provider: "IdentityProviderInterfac
     ``clustering_policy: auto`` need the server at once, so they raise redis-py's own
     ``ConnectionError`` / ``AuthenticationError`` when it is unreachable or refuses the login.
     """
+    steps = Steps(_build(target, _kit(False), identity_provider, token_manager_config))
+    for result in steps:  # the blocking calls already ran inside the flow: their results come back as they are
+        steps.reply = (result, None)
+    return steps.value
+
+
+async def build_async_client(target: Target, *, identity_provider: "IdentityProviderInterface | None" = None,
+                             token_manager_config: "TokenManagerConfig | None" = None) -> Any:
+    """``build_client`` for ``redis.asyncio``: a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``."""
+    steps = Steps(_build(target, _kit(True), identity_provider, token_manager_config))
+    for awaitable in steps:
+        try:
+            steps.reply = (await awaitable, None)
+        except BaseException as exc:  # thrown into the flow, which closes what it opened
+            steps.reply = (None, exc)
+    return steps.value
+
+
+def _build(target: Target, kit: _Kit, identity_provider: "IdentityProviderInterface | None",
+           token_manager_config: "TokenManagerConfig | None") -> Flow:
+    """Both builders' one flow: it yields what the asyncio builder must await (the blocking one gets results)."""
     endpoint = _endpoint(target)
     options = {**_connection_options(target), **_tls_options(target, endpoint),
                **_auth_options(target, endpoint, identity_provider, token_manager_config)}
     policy = target.instance.clustering_policy
     if policy == "OSSCluster":
-        return _cluster_client(target, endpoint, options)
-    client = _standalone_client(target, endpoint, options)
+        return (yield from _cluster_client(target, endpoint, options, kit))
+    client = _standalone_client(target, endpoint, options, kit)
     if policy != "auto":
         return client
     try:
-        cluster = _cluster_enabled(client)
+        # INFO cluster routes no key, so the plain client may ask any node (and is kept when it is no cluster).
+        cluster = bool((yield client.info("cluster")).get("cluster_enabled"))
     except BaseException:
-        client.close()
+        yield _close(client, kit)
         raise
     if not cluster:
         return client
-    client.close()
-    return _cluster_client(target, endpoint, options)
+    yield _close(client, kit)
+    return (yield from _cluster_client(target, endpoint, options, kit))
+
+
+def _close(client: Any, kit: _Kit) -> Any:
+    return client.aclose() if kit.is_async else client.close()
 
 
 def is_cluster(client: Any) -> bool:
-    """True for a ``RedisCluster``: keys then spread over slots and multi-key commands need one slot."""
+    """True for a ``RedisCluster`` (either kind): keys then spread over slots and multi-key commands need one slot."""
     from redis.cluster import RedisCluster
 
-    return isinstance(client, RedisCluster)
+    if isinstance(client, RedisCluster):
+        return True
+    aio = sys.modules.get("redis.asyncio.cluster")  # loaded by whoever built an asyncio cluster client
+    return aio is not None and isinstance(client, aio.RedisCluster)
+
+
+def _token_manager(client: Any) -> Any:
+    """redis-entraid's token manager of a client built here, if any.
+
+    redis-py's ``close()`` leaves it running, so a closed client would go on asking Azure for
+    tokens; stopping it needs the provider's token manager.
+    """
+    manager = getattr(client, "nodes_manager", None)
+    kwargs = manager.connection_kwargs if manager is not None else client.get_connection_kwargs()
+    return getattr(kwargs.get("credential_provider"), "_token_mgr", None)
 
 
 def close_client(client: Any) -> None:
-    """Close a client built here, and stop its Entra ID token refresh.
-
-    redis-py's ``close()`` leaves redis-entraid's token manager running, so a closed client
-    would go on asking Azure for tokens; stopping it needs the provider's token manager.
-    """
-    if is_cluster(client):
-        kwargs = client.nodes_manager.connection_kwargs
-    else:
-        kwargs = client.get_connection_kwargs()
+    """Close a client built here, and stop its Entra ID token refresh."""
+    manager = _token_manager(client)
     client.close()
-    manager = getattr(kwargs.get("credential_provider"), "_token_mgr", None)
+    if manager is not None:
+        manager.stop()
+
+
+async def aclose_client(client: Any) -> None:
+    """``close_client`` for an asyncio client."""
+    manager = _token_manager(client)
+    await client.aclose()
     if manager is not None:
         manager.stop()
 
@@ -264,23 +327,26 @@ def _required_env(name: str, where: str) -> str:
 
 # -- which client --------------------------------------------------------------------------------
 
-def _standalone_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]) -> redis.Redis:
+def _standalone_client(target: Target, endpoint: _Endpoint, options: dict[str, Any], kit: _Kit) -> Any:
     """With ``max_connections`` a BlockingConnectionPool: a full pool makes callers wait ``pool_timeout``
     for a free connection instead of failing at once (which would read as an outage)."""
-    client = redis.Redis(host=endpoint.host, port=endpoint.port, db=endpoint.db, retry=_no_retry(), **options)
+    client = kit.redis(host=endpoint.host, port=endpoint.port, db=endpoint.db, retry=_no_retry(), **options)
     limit = target.client.max_connections
     if limit is None:
         return client
-    unlimited = client.connection_pool  # built only to get redis-py's own connection class and arguments (TLS...)
-    pool = BlockingConnectionPool(connection_class=unlimited.connection_class, max_connections=limit,
-                                  timeout=target.client.pool_timeout_ms / 1000, **unlimited.connection_kwargs)
-    client.close()
-    return redis.Redis.from_pool(pool)
+    unlimited = client.connection_pool  # built only for redis-py's own connection class and arguments (TLS...)
+    pool = kit.blocking_pool(connection_class=unlimited.connection_class, max_connections=limit,
+                             timeout=target.client.pool_timeout_ms / 1000, **unlimited.connection_kwargs)
+    return kit.redis.from_pool(pool)
 
 
-def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]) -> "RedisCluster":
-    """RedisCluster retries at the cluster level (re-reading the topology); its node pools do not."""
-    from redis.cluster import RedisCluster
+def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any], kit: _Kit) -> Flow:
+    """RedisCluster retries at the cluster level (re-reading the topology); its node pools do not.
+
+    The blocking client connects in its constructor, the asyncio one in ``initialize()`` (yielded).
+    The asyncio cluster's nodes take no pool class: a full node fails at once and the engine waits
+    ``pool_timeout`` for it by resending (nothing was sent).
+    """
     from redis.exceptions import RedisClusterException, RedisError
 
     where = f"target {target.name!r}"
@@ -289,16 +355,23 @@ def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]
     # redis-py's cluster nodes take no health_check_interval (it would be dropped silently).
     node_options = {k: v for k, v in options.items() if k != "health_check_interval"}
     limit = target.client.max_connections
-    if limit is not None:
+    if limit is not None and not kit.is_async:
         # Node pools are built from connection_pool_class only on the url path of RedisCluster.
         host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
         node_options.update(url=f"{'rediss' if endpoint.tls else 'redis'}://{host}:{endpoint.port}", max_connections=limit,
-                            connection_pool_class=functools.partial(BlockingConnectionPool,
+                            connection_pool_class=functools.partial(kit.blocking_pool,
                                                                     timeout=target.client.pool_timeout_ms / 1000))
     else:
-        node_options.update(host=endpoint.host, port=endpoint.port)
+        node_options.update(host=endpoint.host, port=endpoint.port, **({"max_connections": limit} if limit else {}))
     try:
-        return RedisCluster(retry=_no_retry(), **node_options)
+        client = kit.cluster(retry=_no_retry(), **node_options)
+        if kit.is_async:
+            try:
+                yield client.initialize()
+            except BaseException:
+                yield client.aclose()
+                raise
+        return client
     except RedisClusterException as exc:
         if "Cluster mode is not enabled" in str(exc):
             raise ConfigurationError(f"{where}: clustering_policy {target.instance.clustering_policy} but "
@@ -307,8 +380,3 @@ def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any]
         if isinstance(exc.__cause__, RedisError):  # unreachable / wrong credentials: the same error as standalone
             raise exc.__cause__ from None
         raise
-
-
-def _cluster_enabled(client: redis.Redis) -> bool:
-    """``INFO cluster`` routes no key, so the plain client may ask any node (and is kept when it is no cluster)."""
-    return bool(client.info("cluster").get("cluster_enabled"))

@@ -18,7 +18,7 @@ import warnings
 from typing import Any, Callable, Iterable, Mapping
 
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import MaxConnectionsError, RedisError
 
 from toolkit.errors import (
     ConfigurationError, DataViolation, PipelineError, PolicyMismatch, PolicyViolation, ToolkitError, brief,
@@ -28,8 +28,8 @@ from toolkit.policy.published import POLICY_KEY, decode_published
 from toolkit.runtime import _scripts
 from toolkit.runtime._breaker import CircuitBreaker
 from toolkit.runtime._cache_aside import CacheAside
-from toolkit.runtime._failures import BREAKER_OPEN, DATA, TABLE, describe, reason_of, reply_text, unavailable
-from toolkit.runtime._flows import Batch, Call, Flight, Flow, Load, Scan, ScanNext, Send, Sleep
+from toolkit.runtime._failures import BREAKER_OPEN, DATA, POOL_EXHAUSTED, TABLE, describe, reason_of, reply_text, unavailable
+from toolkit.runtime._flows import Batch, Call, Exec, Flight, Flow, Load, Scan, ScanNext, Send, Sleep
 from toolkit.runtime._handles import Handle, handle_for
 from toolkit.runtime._health import Health
 from toolkit.runtime._invalidate import invalidate_flow
@@ -95,6 +95,7 @@ class EngineCore:
         self._owns_client = owns_client
         self._breaker = CircuitBreaker(options.breaker_threshold, options.breaker_cooldown_ms / 1000)
         self._retries = options.retries
+        self._pool_timeout = options.pool_timeout_ms / 1000
         self._backoff = ExponentialWithJitterBackoff(cap=1.0, base=0.02)
         self._health = Health(target)
         self._last_ok: float | None = None
@@ -215,9 +216,13 @@ class EngineCore:
         """A failed send: resend an idempotent Op after a broken connection, else apply the failure table."""
         reason = reason_of(exc)
         attempt = 0
-        while reason is not None and TABLE[reason].resend and not op.kind & ONCE and attempt < self._retries:
-            yield Sleep(self._backoff.compute(attempt))
-            attempt += 1
+        pool_deadline = _monotonic() + self._pool_timeout
+        while reason is not None and self._may_resend(op, reason, exc, attempt, pool_deadline):
+            if reason == POOL_EXHAUSTED:
+                yield Sleep(0.002)  # a node's connections are all busy and nothing was sent: wait for one
+            else:
+                yield Sleep(self._backoff.compute(attempt))
+                attempt += 1
             try:
                 raw = yield Send(op, raw=True)
             except RedisError as again:
@@ -227,6 +232,11 @@ class EngineCore:
         if reason is None:
             raise exc  # not a failure the table knows (a bug in a command): never hidden
         return self._fail(op, reason, exc)
+
+    def _may_resend(self, op: Op, reason: str, exc: BaseException, attempt: int, pool_deadline: float) -> bool:
+        if reason == POOL_EXHAUSTED:  # a pool that fails at once (redis.asyncio's cluster nodes): wait up to pool_timeout
+            return isinstance(exc, MaxConnectionsError) and _monotonic() < pool_deadline
+        return TABLE[reason].resend and not op.kind & ONCE and attempt < self._retries
 
     def _answered(self) -> None:
         """The server answered: reset the breaker, and say so when that closes it."""
@@ -271,17 +281,28 @@ class EngineCore:
 
     # -- batches ----------------------------------------------------------------------------------
 
-    def _queue(self, ops: list[Op], transaction: bool) -> Any:
-        """A client pipeline holding the Ops. Scripts go as EVAL with their source: a NOSCRIPT reply in
-        the middle of a batch (after a restart or failover) could only be resent out of order, and
-        inside MULTI it would abort the whole transaction."""
+    def _send_batch(self, ops: list[Op], transaction: bool, *, keep_results: bool = False) -> Any:
+        """Send Ops in one round trip (split by slot on a cluster), each reply through the failure table."""
+        return self._drive(self._batch_flow(ops, transaction, keep_results))
+
+    def _batch_flow(self, ops: list[Op], transaction: bool, keep_results: bool) -> Flow:
+        """Scripts go as EVAL with their source: a NOSCRIPT reply in the middle of a batch (after a restart
+        or failover) could only be resent out of order, and inside MULTI it would abort the transaction."""
+        if not ops:
+            return []
+        if not self._breaker.allow():
+            return self._settle(ops, BREAKER_OPEN, None, keep_results)
         pipe = self.client.pipeline(transaction=transaction)
         for o in ops:
             if o.args[0] == "EVALSHA":
                 pipe.execute_command("EVAL", _scripts.ALL[o.args[1]].source, *o.args[2:])
             else:
                 pipe.execute_command(*o.args)
-        return pipe
+        try:
+            raws = yield Exec(pipe)  # the client pipeline resets itself, whatever happens
+        except RedisError as exc:
+            return self._batch_failed(ops, exc, keep_results)
+        return self._batch_replies(ops, raws, keep_results)
 
     def _batch_failed(self, ops: list[Op], exc: RedisError, keep_results: bool) -> list[Any]:
         """The whole round trip failed: each Op through the failure table (see ``_settle``)."""
@@ -355,6 +376,8 @@ class EngineCore:
             return self._execute(request.op.args) if request.raw else self.run(request.op)
         if kind is Batch:
             return self._send_batch(request.ops, request.transaction, keep_results=request.keep_results)
+        if kind is Exec:
+            return request.pipe.execute(raise_on_error=False)
         if kind is Call:
             return getattr(self.client, request.method)(*request.args)
         if kind is Load:
@@ -384,9 +407,6 @@ class EngineCore:
         raise NotImplementedError
 
     def _execute(self, args: tuple) -> Any:
-        raise NotImplementedError
-
-    def _send_batch(self, ops: list[Op], transaction: bool, *, keep_results: bool = False) -> Any:
         raise NotImplementedError
 
     def _next_keys(self, cursor: Any, size: int) -> Any:

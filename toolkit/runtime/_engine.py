@@ -16,7 +16,7 @@ from toolkit.runtime import _scripts
 from toolkit.runtime._core import EngineCore, resolve
 from toolkit.runtime._failures import BREAKER_OPEN
 from toolkit.runtime._flight import SingleFlight
-from toolkit.runtime._flows import Flow
+from toolkit.runtime._flows import Flow, Steps
 from toolkit.runtime._handles import Handle
 from toolkit.runtime._ops import Op
 
@@ -69,21 +69,6 @@ class Engine(EngineCore):
         except NoScriptError:  # the server lost its script cache (restart, failover): send the source once
             return self.client.execute_command("EVAL", _scripts.ALL[args[1]].source, *args[2:])
 
-    def _send_batch(self, ops: list[Op], transaction: bool, *, keep_results: bool = False) -> list[Any]:
-        """Send Ops in one round trip (split by slot on a cluster), each reply through the failure table."""
-        if not ops:
-            return []
-        if not self._breaker.allow():
-            return self._settle(ops, BREAKER_OPEN, None, keep_results)
-        pipe = self._queue(ops, transaction)
-        try:
-            raws = pipe.execute(raise_on_error=False)
-        except RedisError as exc:
-            return self._batch_failed(ops, exc, keep_results)
-        finally:
-            pipe.reset()
-        return self._batch_replies(ops, raws, keep_results)
-
     def _get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
         cache = self._cache_aside
         read = cache.plain_read(handle, params)
@@ -97,18 +82,16 @@ class Engine(EngineCore):
 
     def _drive(self, flow: Flow) -> Any:
         """Perform a flow's requests one by one with blocking calls until it returns."""
-        send, throw, perform = flow.send, flow.throw, self._perform
+        steps = Steps(flow)
+        for request in steps:
+            steps.reply = self._attempt(request)
+        return steps.value
+
+    def _attempt(self, request: Any) -> tuple[Any, BaseException | None]:
         try:
-            request = send(None)
-            while True:
-                try:
-                    result = perform(request)
-                except BaseException as exc:  # thrown into the flow: its finally blocks (a lock release) still run
-                    request = throw(exc)
-                else:
-                    request = send(result)
-        except StopIteration as done:
-            return done.value
+            return self._perform(request), None
+        except BaseException as exc:  # thrown into the flow: its finally blocks (a lock release) still run
+            return None, exc
 
     def _cached_wrapper(self, fn: Callable, handle: Handle, key_params: Callable[..., Mapping[str, Any]]) -> Callable:
         def cached(*args: Any, **kwargs: Any) -> Any:

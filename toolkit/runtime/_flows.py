@@ -54,6 +54,12 @@ class ScanNext(NamedTuple):
     size: int
 
 
+class Exec(NamedTuple):
+    """Execute a client pipeline (``raise_on_error=False``); result: its replies, errors in place."""
+
+    pipe: Any
+
+
 class Sleep(NamedTuple):
     seconds: float
 
@@ -79,4 +85,31 @@ class Flight(NamedTuple):
 
 BUSY = object()
 """What a ``Flight(wait=False)`` gets when another caller already runs the flow of that key."""
+
+
+class Steps:
+    """A flow being driven, as an iterator of its requests: the drivers' shared bookkeeping.
+
+    ``for request in steps: perform it, then steps.reply = (result, None) or (None, error)``;
+    once the flow returns, ``steps.value`` is its return value. An error is thrown into the
+    flow at its ``yield``, so the flow's own ``try``/``finally`` (a lock release) runs.
+    """
+
+    __slots__ = ("flow", "reply", "value")
+
+    def __init__(self, flow: Flow):
+        self.flow = flow
+        self.reply: tuple[Any, BaseException | None] = (None, None)
+        self.value: Any = None
+
+    def __iter__(self) -> "Steps":
+        return self
+
+    def __next__(self) -> Any:
+        value, error = self.reply
+        try:
+            return self.flow.throw(error) if error is not None else self.flow.send(value)
+        except StopIteration as done:
+            self.value = done.value
+            raise StopIteration from None
 
