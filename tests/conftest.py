@@ -67,3 +67,13 @@ def cluster_client(redis_cluster: RedisCluster):
     client.flushall(target_nodes=Client.PRIMARIES)
     yield client
     client.close()
+
+
+@pytest.fixture(params=("sync", "async"))
+def engines(request: pytest.FixtureRequest):
+    """The engine under test: each test that takes this fixture runs against Engine and AsyncEngine."""
+    from tests.engines import Engines
+
+    kinds = Engines(request.param)
+    yield kinds
+    kinds.close()

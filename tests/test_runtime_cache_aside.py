@@ -56,16 +56,16 @@ namespaces:
 
 
 @pytest.fixture
-def engine(policies, redis_client):
-    with toolkit.connect(policies, client=redis_client) as engine:
+def engine(engines, policies, redis_client):
+    with engines.connect(policies, client=redis_client) as engine:
         yield engine
 
 
 @pytest.fixture
-def short(tmp_path: Path, redis_client: redis.Redis):
+def short(engines, tmp_path: Path, redis_client: redis.Redis):
     """An engine on the short-TTL policy above."""
     (tmp_path / "p.yaml").write_text(textwrap.dedent(POLICY))
-    with toolkit.connect(str(tmp_path), client=redis_client) as engine:
+    with engines.connect(str(tmp_path), client=redis_client) as engine:
         yield engine
 
 
@@ -127,11 +127,11 @@ def load_in_four_processes(port: int, namespace: str, params: dict[str, Any]) ->
     return values, int(redis.Redis(port=port, db=1).get("loader_runs") or 0)
 
 
-def test_lock_makes_four_processes_load_once(redis_client: redis.Redis, redis_server: Any):
+def test_lock_makes_four_processes_load_once(engines, redis_client: redis.Redis, redis_server: Any):
     values, runs = load_in_four_processes(redis_server.port, "query_result", {"query_id": "q1"})
     assert runs == 1
     assert len(set(values)) == 1 and values[0].startswith("loaded by ")
-    assert toolkit.connect(POLICIES, client=redis_client).namespace("query_result").get(query_id="q1") == values[0]
+    assert engines.connect(POLICIES, client=redis_client).namespace("query_result").get(query_id="q1") == values[0]
     assert not redis_client.exists(LOCK_PREFIX + "query:q1")  # released by its owner
 
 

@@ -18,7 +18,7 @@ PROCESSES = 4
 INCREMENTS = 5_000
 
 
-def test_four_processes_count_exactly_and_the_window_is_set_once(redis_client: redis.Redis, redis_server: Any):
+def test_four_processes_count_exactly_and_the_window_is_set_once(engines, redis_client: redis.Redis, redis_server: Any):
     ctx = workers.context()
     barrier = ctx.Barrier(PROCESSES + 1)
     pipes, children = [], []
@@ -61,7 +61,7 @@ def test_four_processes_count_exactly_and_the_window_is_set_once(redis_client: r
                 child.kill()
                 child.join()
 
-    engine = toolkit.connect(POLICIES, client=redis_client)
+    engine = engines.connect(POLICIES, client=redis_client)
     total = PROCESSES * INCREMENTS
     assert engine.namespace("page_views").get(**params) == total
     assert max(highest) == total  # the last increment anywhere saw the whole count
@@ -71,7 +71,7 @@ def test_four_processes_count_exactly_and_the_window_is_set_once(redis_client: r
     assert engine.namespace("page_views").pttl(**params) <= ttls[-1]
 
 
-def test_window_starts_at_the_first_increment_and_restarts_after_expiry(tmp_path: Path, redis_client: redis.Redis):
+def test_window_starts_at_the_first_increment_and_restarts_after_expiry(engines, tmp_path: Path, redis_client: redis.Redis):
     (tmp_path / "p.yaml").write_text(textwrap.dedent("""
         tiers:
           short:
@@ -83,7 +83,7 @@ def test_window_starts_at_the_first_increment_and_restarts_after_expiry(tmp_path
             type: counter
             tier: short
     """))
-    engine = toolkit.connect(str(tmp_path), client=redis_client)
+    engine = engines.connect(str(tmp_path), client=redis_client)
     clicks = engine.namespace("clicks")
     assert clicks.incr(id="a") == 1
     first = clicks.pttl(id="a")

@@ -41,8 +41,8 @@ invalidation:
 
 
 @pytest.fixture
-def engine(tmp_path, redis_client):
-    return toolkit.connect(load_policy(tmp_path, POLICY), client=redis_client)
+def engine(engines, tmp_path, redis_client):
+    return engines.connect(load_policy(tmp_path, POLICY), client=redis_client)
 
 
 def test_expire_on_an_indexed_key_extends_its_index(engine, redis_client):
@@ -83,9 +83,9 @@ def test_scripts_missing_from_the_server_keep_a_batch_in_order(engine, redis_cli
     assert redis_client.pttl("user:5:prefs") > 0
 
 
-def test_negative_markers_are_recognised_through_a_decoding_client(tmp_path, redis_server):
+def test_negative_markers_are_recognised_through_a_decoding_client(engines, tmp_path, redis_server):
     client = redis.Redis(port=redis_server.port, decode_responses=True)
-    engine = toolkit.connect(load_policy(tmp_path, POLICY), client=client)
+    engine = engines.connect(load_policy(tmp_path, POLICY), client=client)
     client.flushall()
     docs, prefs = engine.namespace("doc"), engine.namespace("prefs")
     for handle, params in ((docs, {"doc_id": "d1"}), (prefs, {"user_id": 9})):
@@ -95,12 +95,12 @@ def test_negative_markers_are_recognised_through_a_decoding_client(tmp_path, red
     client.close()
 
 
-def test_a_cluster_batch_with_a_node_down_fails_open(tmp_path):
+def test_a_cluster_batch_with_a_node_down_fails_open(engines, tmp_path):
     cluster = start_cluster(tmp_path / "cluster")
     try:
         client = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster.ports[0], retry=Retry(NoBackoff(), 0),
                                             socket_connect_timeout=0.2, socket_timeout=0.5)
-        engine = toolkit.connect(load_policy(tmp_path / "p", POLICY.split("invalidation:")[0]), client=client)
+        engine = engines.connect(load_policy(tmp_path / "p", POLICY.split("invalidation:")[0]), client=client)
         names = engine.namespace("name")
         for uid in range(30):
             names.set(f"n{uid}", user_id=uid)

@@ -95,8 +95,8 @@ def black_hole() -> Iterator[BlackHole]:
         hole.close()
 
 
-def test_unreachable_fail_open_namespaces_miss_and_drop_writes(policies, refusing_port: int):
-    engine = Engine(policies, fast_client(refusing_port), ClientOptions(breaker_threshold=3, breaker_cooldown_ms=60_000))
+def test_unreachable_fail_open_namespaces_miss_and_drop_writes(engines, policies, refusing_port: int):
+    engine = engines.build(policies, fast_client(refusing_port), ClientOptions(breaker_threshold=3, breaker_cooldown_ms=60_000))
     session, data = engine.namespace("session"), engine.namespace("user_data")
     assert session.get(session_id="abcdef") is None
     assert session.set("v", session_id="abcdef") is None
@@ -124,8 +124,8 @@ def test_unreachable_fail_open_namespaces_miss_and_drop_writes(policies, refusin
     assert engine.breaker_state == "open"
 
 
-def test_unreachable_fail_closed_raises(policies, refusing_port: int):
-    engine = Engine(policies, fast_client(refusing_port))
+def test_unreachable_fail_closed_raises(engines, policies, refusing_port: int):
+    engine = engines.build(policies, fast_client(refusing_port))
     views = engine.namespace("page_views")  # counters are fail-closed unless they say otherwise
     with pytest.raises(CacheUnavailable, match="page_views"):
         views.incr(page="home")
@@ -141,7 +141,7 @@ def test_unreachable_fail_closed_raises(policies, refusing_port: int):
     assert engine.stats()["page_views"]["errors"] == 3
 
 
-def test_on_error_overrides_the_type_default(tmp_path: Path, refusing_port: int):
+def test_on_error_overrides_the_type_default(engines, tmp_path: Path, refusing_port: int):
     (tmp_path / "p.yaml").write_text(textwrap.dedent("""
         namespaces:
           strict:
@@ -155,7 +155,7 @@ def test_on_error_overrides_the_type_default(tmp_path: Path, refusing_port: int)
             tier: volatile
             on_error: fail-open
     """))
-    engine = Engine(toolkit.load(tmp_path), fast_client(refusing_port))
+    engine = engines.build(toolkit.load(tmp_path), fast_client(refusing_port))
     loads: list[int] = []
     with pytest.raises(CacheUnavailable, match="strict"):
         engine.namespace("strict").get_or_load(lambda: loads.append(1) or "v", id="a")
@@ -166,8 +166,8 @@ def test_on_error_overrides_the_type_default(tmp_path: Path, refusing_port: int)
     assert engine.namespace("tally").get(id="a") is None
 
 
-def test_open_breaker_stops_waiting_on_timeouts(policies, black_hole: BlackHole):
-    engine = Engine(policies, fast_client(black_hole.port, timeout=0.2, retries=0),
+def test_open_breaker_stops_waiting_on_timeouts(engines, policies, black_hole: BlackHole):
+    engine = engines.build(policies, fast_client(black_hole.port, timeout=0.2, retries=0),
                     ClientOptions(breaker_threshold=3, breaker_cooldown_ms=60_000))
     names = engine.namespace("user_name")
     for _ in range(3):
@@ -188,8 +188,8 @@ def test_open_breaker_stops_waiting_on_timeouts(policies, black_hole: BlackHole)
     assert engine.stats()["user_name"]["errors"] == 103
 
 
-def test_half_open_breaker_lets_one_probe_through(policies, black_hole: BlackHole):
-    engine = Engine(policies, fast_client(black_hole.port, timeout=0.2, retries=0),
+def test_half_open_breaker_lets_one_probe_through(engines, policies, black_hole: BlackHole):
+    engine = engines.build(policies, fast_client(black_hole.port, timeout=0.2, retries=0),
                     ClientOptions(breaker_threshold=3, breaker_cooldown_ms=300))
     names = engine.namespace("user_name")
     for _ in range(3):
@@ -216,7 +216,7 @@ def test_half_open_breaker_lets_one_probe_through(policies, black_hole: BlackHol
 
 
 @pytest.mark.parametrize("built_by", ["caller", "target"])
-def test_redis_killed_and_restarted_mid_run(policies, own_server: RedisServer, monkeypatch: pytest.MonkeyPatch,
+def test_redis_killed_and_restarted_mid_run(engines, policies, own_server: RedisServer, monkeypatch: pytest.MonkeyPatch,
                                             built_by: str):
     """Four threads keep calling while redis-server is SIGKILLed and restarted on the same port.
 
@@ -226,10 +226,10 @@ def test_redis_killed_and_restarted_mid_run(policies, own_server: RedisServer, m
     server = own_server
     raw = redis.Redis(port=server.port)
     if built_by == "caller":
-        engine = Engine(policies, fast_client(server.port), ClientOptions(breaker_threshold=3, breaker_cooldown_ms=200))
+        engine = engines.build(policies, fast_client(server.port), ClientOptions(breaker_threshold=3, breaker_cooldown_ms=200))
     else:
         monkeypatch.setenv("TOOLKIT_LOCAL_PORT", str(server.port))
-        engine = toolkit.connect(policies, "local")
+        engine = engines.connect(policies, "local")
     stop = threading.Event()
     failures: list[BaseException] = []
     rounds = [0] * 4
@@ -286,9 +286,9 @@ def test_redis_killed_and_restarted_mid_run(policies, own_server: RedisServer, m
     assert outage["page_views"]["errors"] == 40
 
 
-def test_a_probe_answered_with_an_error_does_not_wedge_the_breaker(policies, own_server: RedisServer):
+def test_a_probe_answered_with_an_error_does_not_wedge_the_breaker(engines, policies, own_server: RedisServer):
     server = own_server
-    engine = Engine(policies, fast_client(server.port), ClientOptions(breaker_threshold=1, breaker_cooldown_ms=100))
+    engine = engines.build(policies, fast_client(server.port), ClientOptions(breaker_threshold=1, breaker_cooldown_ms=100))
     names = engine.namespace("user_name")
     server.stop()
     assert names.get(user_id=1) is None

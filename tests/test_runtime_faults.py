@@ -32,8 +32,8 @@ targets:
 {auth}{client}"""
 
 
-def connect(tmp_path: Path, port: int, **target: str) -> toolkit.Engine:
-    return toolkit.connect(contract_policy(tmp_path / f"p{port}", target_yaml(port, **target)), "t")
+def connect(engines, tmp_path: Path, port: int, **target: str):
+    return engines.connect(contract_policy(tmp_path / f"p{port}", target_yaml(port, **target)), "t")
 
 
 @pytest.fixture
@@ -82,14 +82,14 @@ def assert_refused_writes(engine: toolkit.Engine, raw: redis.Redis, reason: str)
     assert health["last_error"]["reason"] == reason and health["breaker"] == "closed"
 
 
-def test_a_full_redis_refuses_writes_scripts_included(tmp_path, servers, caplog):
+def test_a_full_redis_refuses_writes_scripts_included(engines, tmp_path, servers, caplog):
     server = start(servers, tmp_path, "--maxmemory", "3mb", "--maxmemory-policy", "noeviction")
     raw = redis.Redis(port=server.port)
     raw.set("name:5", "kept")
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         for i in range(10_000):
             raw.set(f"filler:{i}", b"x" * 10_000)
-    engine = connect(tmp_path, server.port)
+    engine = connect(engines, tmp_path, server.port)
     with caplog.at_level(logging.INFO, logger="toolkit"):
         assert_refused_writes(engine, raw, "oom")
         assert engine.namespace("name").get(user_id=5) == "kept"  # reads still work
@@ -104,7 +104,7 @@ def test_a_full_redis_refuses_writes_scripts_included(tmp_path, servers, caplog)
     engine.close()
 
 
-def test_a_replica_refuses_writes_as_readonly(tmp_path, servers):
+def test_a_replica_refuses_writes_as_readonly(engines, tmp_path, servers):
     primary = start(servers, tmp_path)
     replica = start(servers, tmp_path, "--replicaof", "127.0.0.1", str(primary.port))
     redis.Redis(port=primary.port).set("name:5", "from the primary")
@@ -112,28 +112,28 @@ def test_a_replica_refuses_writes_as_readonly(tmp_path, servers):
     deadline = time.monotonic() + 10
     while raw.get("name:5") is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    engine = connect(tmp_path, replica.port)
+    engine = connect(engines, tmp_path, replica.port)
     assert engine.namespace("name").get(user_id=5) == "from the primary"
     assert_refused_writes(engine, raw, "readonly")
     engine.close()
 
 
-def test_an_acl_user_without_write_rights_gets_noperm(tmp_path, servers, monkeypatch):
+def test_an_acl_user_without_write_rights_gets_noperm(engines, tmp_path, servers, monkeypatch):
     server = start(servers, tmp_path)
     raw = redis.Redis(port=server.port)
     raw.execute_command("ACL", "SETUSER", "reader", "on", ">reader-pass", "~*", "+@read", "+@connection", "+info")
     raw.set("name:5", "readable")
     monkeypatch.setenv("TOOLKIT_TEST_READER_KEY", "reader-pass")
-    engine = connect(tmp_path, server.port, auth="    auth: {type: access-key, env: TOOLKIT_TEST_READER_KEY, username: reader}\n")
+    engine = connect(engines, tmp_path, server.port, auth="    auth: {type: access-key, env: TOOLKIT_TEST_READER_KEY, username: reader}\n")
     assert engine.namespace("name").get(user_id=5) == "readable"
     assert_refused_writes(engine, raw, "noperm")
     engine.close()
 
 
-def test_a_wrong_access_key_is_never_silent(tmp_path, servers, monkeypatch, caplog):
+def test_a_wrong_access_key_is_never_silent(engines, tmp_path, servers, monkeypatch, caplog):
     server = start(servers, tmp_path, "--requirepass", "the-right-key")
     monkeypatch.setenv("TOOLKIT_TEST_KEY", "a-wrong-key-5e1")
-    engine = connect(tmp_path, server.port, auth="    auth: {type: access-key, env: TOOLKIT_TEST_KEY}\n")
+    engine = connect(engines, tmp_path, server.port, auth="    auth: {type: access-key, env: TOOLKIT_TEST_KEY}\n")
     with caplog.at_level(logging.INFO, logger="toolkit"):
         assert engine.namespace("name").get(user_id=1) is None  # fail-open: a miss...
         assert engine.namespace("cart").get_or_load(lambda: {"a": 1}, user_id=1) == {"a": "1"}
@@ -150,10 +150,10 @@ def test_a_wrong_access_key_is_never_silent(tmp_path, servers, monkeypatch, capl
     engine.close()
 
 
-def test_a_hung_redis_costs_a_bounded_time_and_counts_nothing_twice(tmp_path, servers, caplog):
+def test_a_hung_redis_costs_a_bounded_time_and_counts_nothing_twice(engines, tmp_path, servers, caplog):
     server = start(servers, tmp_path)
     raw = redis.Redis(port=server.port)
-    engine = connect(tmp_path, server.port)  # default client settings
+    engine = connect(engines, tmp_path, server.port)  # default client settings
     name, views = engine.namespace("name"), engine.namespace("hits_open")
     name.set("warm", user_id=1)  # a pooled connection, as in a running service
     assert server.pid is not None
@@ -184,9 +184,9 @@ def test_a_hung_redis_costs_a_bounded_time_and_counts_nothing_twice(tmp_path, se
     engine.close()
 
 
-def test_a_small_pool_is_waited_for_not_taken_for_an_outage(tmp_path, servers):
+def test_a_small_pool_is_waited_for_not_taken_for_an_outage(engines, tmp_path, servers):
     server = start(servers, tmp_path)
-    engine = connect(tmp_path, server.port, client="    client: {max_connections: 2}\n")
+    engine = connect(engines, tmp_path, server.port, client="    client: {max_connections: 2}\n")
 
     def worker(n: int) -> None:
         for i in range(50):

@@ -14,8 +14,8 @@ INJECTIONS = ["*", "1*", "?", "[a-z]", "1]", "\\", "1\\*", "{1}", "{", "}", "1:n
 
 
 @pytest.fixture
-def engine(policies, redis_client):
-    with toolkit.connect(policies, client=redis_client) as engine:
+def engine(engines, policies, redis_client):
+    with engines.connect(policies, client=redis_client) as engine:
         yield engine
 
 
@@ -82,7 +82,7 @@ def test_injected_parameters_never_touch_a_foreign_key(engine, redis_client, val
     assert redis_client.dbsize() == 2
 
 
-def test_hash_tag_keys_share_a_slot_and_classify_back(tmp_path, redis_client):
+def test_hash_tag_keys_share_a_slot_and_classify_back(engines, tmp_path, redis_client):
     policy = load_policy(tmp_path, """
         namespaces:
           profile:
@@ -96,7 +96,7 @@ def test_hash_tag_keys_share_a_slot_and_classify_back(tmp_path, redis_client):
             tier: moderate
             hash_tag: user_id
     """)
-    engine = toolkit.connect(policy, client=redis_client)
+    engine = engines.connect(policy, client=redis_client)
     engine.namespace("profile").set("p", user_id="1001")
     engine.namespace("cart").rpush("sku-1", user_id="1001")
     assert sorted(redis_client.keys()) == [b"cart:{1001}:items", b"user:{1001}:profile"]
@@ -107,7 +107,7 @@ def test_hash_tag_keys_share_a_slot_and_classify_back(tmp_path, redis_client):
     assert policy.classify("user:1001:profile") is None  # the untagged form belongs to no namespace
 
 
-def test_codecs_coexist_on_one_client(tmp_path, redis_client):
+def test_codecs_coexist_on_one_client(engines, tmp_path, redis_client):
     policy = load_policy(tmp_path, """
         namespaces:
           avatar:
@@ -126,7 +126,7 @@ def test_codecs_coexist_on_one_client(tmp_path, redis_client):
             codec: json
             tier: stable
     """)
-    engine = toolkit.connect(policy, client=redis_client)
+    engine = engines.connect(policy, client=redis_client)
     png = b"\x89PNG\r\n\x1a\n\x00\xff"
     engine.namespace("avatar").set(png, user_id=1)
     engine.namespace("label").set("Zoë", user_id=1)
@@ -138,7 +138,7 @@ def test_codecs_coexist_on_one_client(tmp_path, redis_client):
         engine.namespace("avatar").set("text is not bytes", user_id=1)
     decoding = redis.Redis(port=redis_client.connection_pool.connection_kwargs["port"], decode_responses=True)
     with pytest.raises(ConfigurationError, match="decode_responses"):
-        toolkit.connect(policy, client=decoding)
+        engines.connect(policy, client=decoding)
     decoding.close()
 
 
@@ -154,7 +154,7 @@ def test_a_key_of_the_wrong_type_reads_as_a_miss_on_fail_open(engine, redis_clie
     assert (stats["data_errors"], stats["misses"], stats["hits"]) == (2, 2, 0)
 
 
-def test_persistent_namespace_takes_no_ttl(tmp_path, redis_client):
+def test_persistent_namespace_takes_no_ttl(engines, tmp_path, redis_client):
     policy = load_policy(tmp_path, """
         namespaces:
           flags:
@@ -163,7 +163,7 @@ def test_persistent_namespace_takes_no_ttl(tmp_path, redis_client):
             tier: persistent
             reason: Feature flags are the source of truth, written by the admin service.
     """)
-    flags = toolkit.connect(policy, client=redis_client).namespace("flags")
+    flags = engines.connect(policy, client=redis_client).namespace("flags")
     flags.hset("enabled", "1", name="checkout")
     assert redis_client.pttl("flags:checkout") == -1
     assert flags.persist(name="checkout") is False  # already persistent: allowed, nothing to do
@@ -198,10 +198,10 @@ def test_stats_count_hits_and_misses(engine):
     assert (stats["hits"], stats["misses"], stats["errors"]) == (1, 1, 0)
 
 
-def test_a_decoding_client_serves_text_and_json_namespaces(policies, redis_server, redis_client):
+def test_a_decoding_client_serves_text_and_json_namespaces(engines, policies, redis_server, redis_client):
     """The caller's client is used as is: decode_responses=True is fine when no namespace stores bytes."""
     client = redis.Redis(port=redis_server.port, decode_responses=True)
-    engine = toolkit.connect(policies, client=client)
+    engine = engines.connect(policies, client=client)
     engine.namespace("user").hset(mapping={"name": "Zoë"}, user_id=1)
     engine.namespace("user_profile").set({"bio": "hi"}, user_id=1)
     assert engine.namespace("user").hgetall(user_id=1) == {"name": "Zoë"}

@@ -65,10 +65,10 @@ def write_entity(engine: toolkit.Engine, uid: int) -> None:
     engine.namespace("card").set("c", user_id=uid)               # not under user:{user_id}:*: not indexed
 
 
-def test_index_records_writes_and_only_extends_its_ttl(tmp_path, redis_client):
+def test_index_records_writes_and_only_extends_its_ttl(engines, tmp_path, redis_client):
     policy = write_policy(tmp_path, tagged=False)
     assert policy.rules["user_all"].indexed == ("name", "prefs", "recent", "visits")
-    engine = toolkit.connect(policy, client=redis_client)
+    engine = engines.connect(policy, client=redis_client)
     write_entity(engine, 1001)
     index = "__toolkit__:idx:user_all:1001"
     assert redis_client.smembers(index) == {b"user:1001:name", b"user:1001:prefs", b"user:1001:recent", b"user:1001:visits"}
@@ -78,8 +78,8 @@ def test_index_records_writes_and_only_extends_its_ttl(tmp_path, redis_client):
     assert redis_client.pttl(index) >= longest - 1000
 
 
-def test_indexed_invalidation_deletes_the_entity_without_scanning(tmp_path, redis_client):
-    engine = toolkit.connect(write_policy(tmp_path, tagged=False), client=redis_client)
+def test_indexed_invalidation_deletes_the_entity_without_scanning(engines, tmp_path, redis_client):
+    engine = engines.connect(write_policy(tmp_path, tagged=False), client=redis_client)
     for uid in (1001, 1002, 10010):
         write_entity(engine, uid)
     for i in range(2000):
@@ -95,8 +95,8 @@ def test_indexed_invalidation_deletes_the_entity_without_scanning(tmp_path, redi
         engine.invalidate("user_all", user_id="*")
 
 
-def test_index_on_a_cluster_shares_the_entity_slot(tmp_path, cluster_client):
-    engine = toolkit.connect(write_policy(tmp_path, tagged=True), client=cluster_client)
+def test_index_on_a_cluster_shares_the_entity_slot(engines, tmp_path, cluster_client):
+    engine = engines.connect(write_policy(tmp_path, tagged=True), client=cluster_client)
     write_entity(engine, 1001)
     write_entity(engine, 1002)
     slots = {cluster_client.keyslot(k) for k in ("user:{1001}:name", "user:{1001}:recent", "__toolkit__:idx:user_all:{1001}")}
@@ -106,9 +106,9 @@ def test_index_on_a_cluster_shares_the_entity_slot(tmp_path, cluster_client):
     assert not cluster_client.exists("user:{1001}:name", "__toolkit__:idx:user_all:{1001}")
 
 
-def test_an_untagged_index_is_refused_on_a_cluster(tmp_path, cluster_client):
+def test_an_untagged_index_is_refused_on_a_cluster(engines, tmp_path, cluster_client):
     with pytest.raises(ConfigurationError, match="hash_tag: user_id"):
-        toolkit.connect(write_policy(tmp_path, tagged=False), client=cluster_client)
+        engines.connect(write_policy(tmp_path, tagged=False), client=cluster_client)
 
 
 @pytest.mark.parametrize("rule, message", [

@@ -14,8 +14,8 @@ from toolkit.policy.durations import parse_duration
 
 
 @pytest.fixture
-def engine(policies, redis_client):
-    with toolkit.connect(policies, client=redis_client) as engine:
+def engine(engines, policies, redis_client):
+    with engines.connect(policies, client=redis_client) as engine:
         yield engine
 
 

@@ -12,15 +12,15 @@ from toolkit.policy.published import POLICY_KEY, publish, read_published
 from toolkit.runtime import PolicyMismatch
 
 
-def test_verify_passes_after_publish_and_fails_after_a_policy_change(policies, redis_client, tmp_path):
+def test_verify_passes_after_publish_and_fails_after_a_policy_change(engines, policies, redis_client, tmp_path):
     with pytest.raises(PolicyMismatch, match="no policy was published"):
-        toolkit.connect(policies, client=redis_client, verify=True)
+        engines.connect(policies, client=redis_client, verify=True)
     assert publish(redis_client, policies, applied_by="ci@test") is True
     assert publish(redis_client, policies, applied_by="ci@test") is False  # same digest: nothing written
     record = read_published(redis_client)
     assert record["digest"] == policies.digest and record["applied_by"] == "ci@test"
     assert redis_client.ttl(POLICY_KEY) == -1
-    assert toolkit.connect(policies, client=redis_client, verify=True).verify()
+    assert engines.connect(policies, client=redis_client, verify=True).verify()
 
     changed = tmp_path / "policies"
     changed.mkdir()
@@ -30,10 +30,10 @@ def test_verify_passes_after_publish_and_fails_after_a_policy_change(policies, r
     other = toolkit.load(changed)
     assert other.digest != policies.digest
     with pytest.raises(PolicyMismatch, match=policies.digest[:12]):
-        toolkit.connect(other, client=redis_client, verify=True)
+        engines.connect(other, client=redis_client, verify=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        engine = toolkit.connect(other, client=redis_client, verify="warn")
+        engine = engines.connect(other, client=redis_client, verify="warn")
     assert engine is not None and any("runs policy" in str(w.message) for w in caught)
 
 
