@@ -148,20 +148,33 @@ def _token_manager(client: Any) -> Any:
     return getattr(kwargs.get("credential_provider"), "_token_mgr", None)
 
 
+def _stop_refresh(manager: Any) -> None:
+    """Stop a token manager's refresh chain.
+
+    ``stop()`` cancels the blocking chain's timer; the asyncio chain (``start_async``) does not keep
+    the handle of its next ``call_later``, so it is disarmed instead: with no listener callback the
+    next renewal ends the chain (after at most one more token request).
+    """
+    if manager is None:
+        return
+    manager.stop()
+    listener = getattr(manager, "_listener", None)
+    if listener is not None:
+        listener.on_next = None
+
+
 def close_client(client: Any) -> None:
     """Close a client built here, and stop its Entra ID token refresh."""
     manager = _token_manager(client)
     client.close()
-    if manager is not None:
-        manager.stop()
+    _stop_refresh(manager)
 
 
 async def aclose_client(client: Any) -> None:
     """``close_client`` for an asyncio client."""
     manager = _token_manager(client)
     await client.aclose()
-    if manager is not None:
-        manager.stop()
+    _stop_refresh(manager)
 
 
 # -- where ---------------------------------------------------------------------------------------
