@@ -25,6 +25,7 @@ namespaces:
   hits_open: {key: "hitso:{user_id}", type: counter, tier: stable, on_error: fail-open}
   feed: {key: "feed:{user_id}", type: list, codec: json, tier: stable, max_length: 10}
   feed_closed: {key: "feedc:{user_id}", type: list, tier: stable, on_error: fail-closed}
+  locked: {key: "locked:{user_id}", type: string, tier: stable, cache_aside: {lock: true, lock_timeout: 5s, wait_timeout: 2s}}
 """
 
 

@@ -51,6 +51,10 @@ class _Endpoint:
     username: str | None
 
 
+ASYNC_DEFAULT_MAX_CONNECTIONS = 100
+"""redis.asyncio's own default, kept; what changes is that a task waits for a free connection."""
+
+
 @dataclass(frozen=True)
 class _Kit:
     """redis-py's classes for one kind of client: blocking, or ``redis.asyncio``."""
@@ -342,9 +346,10 @@ def _required_env(name: str, where: str) -> str:
 
 def _standalone_client(target: Target, endpoint: _Endpoint, options: dict[str, Any], kit: _Kit) -> Any:
     """With ``max_connections`` a BlockingConnectionPool: a full pool makes callers wait ``pool_timeout``
-    for a free connection instead of failing at once (which would read as an outage)."""
+    for a free connection instead of failing at once (which would read as an outage). An asyncio
+    client always gets one: redis.asyncio's own pool stops at 100 connections and then fails at once."""
     client = kit.redis(host=endpoint.host, port=endpoint.port, db=endpoint.db, retry=_no_retry(), **options)
-    limit = target.client.max_connections
+    limit = target.client.max_connections or (ASYNC_DEFAULT_MAX_CONNECTIONS if kit.is_async else None)
     if limit is None:
         return client
     unlimited = client.connection_pool  # built only for redis-py's own connection class and arguments (TLS...)
