@@ -72,6 +72,14 @@ class AsyncEngine(EngineCore):
         except NoScriptError:  # the server lost its script cache (restart, failover): send the source once
             return await self.client.execute_command("EVAL", _scripts.ALL[args[1]].source, *args[2:])
 
+    async def _call_loader(self, loader: Callable[[], Any]) -> Any:
+        """A coroutine function is awaited on the loop; a plain function runs in a worker thread (it may block,
+        as a database driver does), and what it returns is awaited when it is awaitable (``lambda: fetch(id)``)."""
+        if inspect.iscoroutinefunction(loader):
+            return await loader()
+        value = await asyncio.to_thread(loader)
+        return await value if inspect.isawaitable(value) else value
+
     async def _next_keys(self, cursor: Any, size: int) -> list[Any]:
         keys = []
         async for key in cursor:

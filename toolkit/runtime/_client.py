@@ -355,7 +355,11 @@ def _standalone_client(target: Target, endpoint: _Endpoint, options: dict[str, A
     unlimited = client.connection_pool  # built only for redis-py's own connection class and arguments (TLS...)
     pool = kit.blocking_pool(connection_class=unlimited.connection_class, max_connections=limit,
                              timeout=target.client.pool_timeout_ms / 1000, **unlimited.connection_kwargs)
-    return kit.redis.from_pool(pool)
+    # Not from_pool(): the credential provider must be given too, or an Entra ID token refresh would
+    # not re-AUTH the pool's connections (redis-py registers that listener only for the provider it is handed).
+    pooled = kit.redis(connection_pool=pool, credential_provider=options.get("credential_provider"))
+    pooled.auto_close_connection_pool = True  # the pool is ours: closing the client closes it
+    return pooled
 
 
 def _cluster_client(target: Target, endpoint: _Endpoint, options: dict[str, Any], kit: _Kit) -> Flow:

@@ -381,7 +381,7 @@ class EngineCore:
         if kind is Call:
             return getattr(self.client, request.method)(*request.args)
         if kind is Load:
-            return self._loaded(request.loader())
+            return self._call_loader(request.loader)
         if kind is Sleep:
             return self._sleep(request.seconds)
         if kind is Flight:
@@ -398,10 +398,8 @@ class EngineCore:
     _sleep: Callable[[float], Any]
     _flights: Any
 
-    @staticmethod
-    def _loaded(value: Any) -> Any:
-        """A loader's return value as the driver takes it (the sync engine refuses awaitables)."""
-        return value
+    def _call_loader(self, loader: Callable[[], Any]) -> Any:
+        raise NotImplementedError
 
     def run(self, op: Op) -> Any:
         raise NotImplementedError

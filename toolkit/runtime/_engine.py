@@ -31,7 +31,6 @@ class Engine(EngineCore):
     """
 
     _sleep = staticmethod(time.sleep)
-    _loaded = staticmethod(lambda value: _refuse_awaitables(value))
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -76,6 +75,9 @@ class Engine(EngineCore):
             return self._drive(cache.get_or_load(handle, loader, params))
         found, value = self.run(read.op)
         return cache.hit(handle, value) if found else self._drive(cache.miss(handle, loader, params, read))
+
+    def _call_loader(self, loader: Callable[[], Any]) -> Any:
+        return _refuse_awaitables(loader())
 
     def _next_keys(self, cursor: Iterator[Any], size: int) -> list[Any]:
         return list(itertools.islice(cursor, size))
