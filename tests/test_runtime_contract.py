@@ -354,3 +354,43 @@ def test_threads_missing_together_load_each_key_once(engine, redis_client):
     for thread in threads:
         thread.join()
     assert sorted(loads) == list(range(50))
+
+
+# -- the cached decorator (both engines) ------------------------------------------------------------
+
+def test_the_cached_decorator_is_get_or_load_underneath(engine, redis_client):
+    calls = []
+
+    @engine.cached("doc")
+    def load_doc(user_id):
+        calls.append(user_id)
+        return {"id": user_id, "tags": ("a", "b")}
+
+    assert load_doc(3) == load_doc(user_id=3) == {"id": 3, "tags": ["a", "b"]}  # the codec's reading, hit or miss
+    assert calls == [3] and load_doc.__name__ == "load_doc"
+    assert 0 < redis_client.pttl("doc:3") <= 3_600_000  # the namespace's TTL decided
+    assert engine.stats()["doc"]["hits"] == 1 and engine.stats()["doc"]["loads"] == 1
+
+    @engine.cached("cart", params=lambda customer, currency="EUR": {"user_id": customer})
+    def cart_of(customer, currency="EUR"):
+        return {"currency": currency}
+
+    assert cart_of(9) == {"currency": "EUR"} and cart_of(9, currency="USD") == {"currency": "EUR"}  # keyed by customer
+
+    with pytest.raises(PolicyViolation, match="pass params="):
+        engine.cached("doc")(lambda user_id, extra: None)
+    with pytest.raises(PolicyViolation, match="only string and hash namespaces"):
+        engine.cached("feed")
+
+
+def test_the_sync_engine_refuses_coroutine_loaders(tmp_path, redis_client):
+    engine = toolkit.connect(contract_policy(tmp_path), client=redis_client)
+
+    async def fetch() -> str:
+        return "x"
+
+    with pytest.raises(PolicyViolation, match="plain functions"):
+        engine.cached("name")(fetch)
+    with pytest.raises(PolicyViolation, match="toolkit.aio"):
+        engine.namespace("name").get_or_load(fetch, user_id=1)
+    assert redis_client.get("name:1") is None

@@ -177,7 +177,7 @@ class EngineCore:
         other arguments). Sync functions on ``Engine``, coroutine functions on ``AsyncEngine``.
         """
         handle = self.namespace(namespace)
-        if not hasattr(handle, "get_or_load"):
+        if handle.ns.type not in ("string", "hash"):
             raise PolicyViolation(f"namespace {namespace!r} is a {handle.ns.type}: only string and hash namespaces cache loaders")
 
         def decorate(fn: Callable) -> Callable:
