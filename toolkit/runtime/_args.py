@@ -7,8 +7,9 @@ of the wrong kind), with a message that shows at most 80 characters of the bad v
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from toolkit.errors import PolicyViolation, brief
 from toolkit.policy.durations import parse_duration

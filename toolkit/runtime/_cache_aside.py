@@ -18,7 +18,8 @@ import math
 import os
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from toolkit.policy.published import RESERVED_PREFIX
 from toolkit.runtime import _scripts
@@ -54,7 +55,7 @@ class CacheAside:
         self._hits = {name: stats.counter(name, "hits") for name in namespaces}
         self._load_ms: dict[str, float] = {}
 
-    def plain_read(self, handle: "Handle", params: dict[str, Any]) -> Read | None:
+    def plain_read(self, handle: Handle, params: dict[str, Any]) -> Read | None:
         """The one read that decides a hit, when the namespace does not refresh early (which needs the TTL too).
 
         The engines send it directly, without a flow: a hit is the hot path of every cached call.
@@ -65,16 +66,16 @@ class CacheAside:
         return _new_read(Read, (key, op(handle.ns, (handle._read_command, key), handle._cached, OTHER | DATA_MISS, _MISS),
                                 _monotonic()))
 
-    def hit(self, handle: "Handle", value: Any) -> Any:
+    def hit(self, handle: Handle, value: Any) -> Any:
         next(self._hits[handle.ns.name])
         return value
 
-    def miss(self, handle: "Handle", loader: Callable[[], Any], params: dict[str, Any], read: Read) -> Flow:
+    def miss(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any], read: Read) -> Flow:
         """After ``plain_read`` missed: load once per key in the process (the Flight)."""
         next(self._stats.counter(handle.ns.name, "misses"))
         return (yield Flight(read.key, self._fill(handle, read.key, params, loader), since=read.at))
 
-    def get_or_load(self, handle: "Handle", loader: Callable[[], Any], params: dict[str, Any]) -> Flow:
+    def get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Flow:
         """The whole of it for namespaces with ``early_refresh``: GET and PTTL, then XFetch's decision."""
         key = handle._build(params)
         ns = handle.ns
@@ -91,13 +92,13 @@ class CacheAside:
             stats.add(ns.name, "early_refreshes")
             try:
                 fresh = yield Flight(key, self._load(handle, key, params, loader), wait=False)
-            except Exception:
+            except Exception:  # noqa: BLE001
                 return value  # the cached value is still valid: a failed early refresh is not the caller's problem
             return value if fresh is BUSY else fresh
         stats.add(ns.name, "misses")
         return (yield Flight(key, self._fill(handle, key, params, loader), since=read_at))
 
-    def _read(self, handle: "Handle", key: str) -> Flow:
+    def _read(self, handle: Handle, key: str) -> Flow:
         found, value = yield Send(op(handle.ns, (handle._read_command, key), handle._cached, OTHER | DATA_MISS, _MISS))
         return found, value
 
@@ -107,7 +108,7 @@ class CacheAside:
             return False
         return -delta * beta * math.log(1.0 - random.random()) >= remaining_ms
 
-    def _fill(self, handle: "Handle", key: str, params: dict[str, Any], loader: Callable[[], Any]) -> Flow:
+    def _fill(self, handle: Handle, key: str, params: dict[str, Any], loader: Callable[[], Any]) -> Flow:
         """Load after a miss, under the namespace's Redis lock when it asks for one."""
         ns = handle.ns
         options = ns.cache_aside
@@ -141,7 +142,7 @@ class CacheAside:
                 break  # the owner gave up: load ourselves rather than wait out the timeout
         return (yield from self._load(handle, key, params, loader))
 
-    def _load(self, handle: "Handle", key: str, params: dict[str, Any], loader: Callable[[], Any]) -> Flow:
+    def _load(self, handle: Handle, key: str, params: dict[str, Any], loader: Callable[[], Any]) -> Flow:
         ns = handle.ns
         stats = self._stats
         started = time.perf_counter()

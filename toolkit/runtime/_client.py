@@ -76,8 +76,8 @@ def _kit(asyncio: bool) -> _Kit:
     return _Kit(redis.Redis, RedisCluster, BlockingConnectionPool, False)
 
 
-def build_client(target: Target, *, identity_provider: "IdentityProviderInterface | None" = None,
-                 token_manager_config: "TokenManagerConfig | None" = None) -> "redis.Redis | RedisCluster":
+def build_client(target: Target, *, identity_provider: IdentityProviderInterface | None = None,
+                 token_manager_config: TokenManagerConfig | None = None) -> redis.Redis | RedisCluster:
     """A redis-py client for ``target``; ConfigurationError when the target cannot work as written.
 
     ``identity_provider`` replaces the Azure identity of an ``entra-id`` target (tests, custom
@@ -91,20 +91,20 @@ def build_client(target: Target, *, identity_provider: "IdentityProviderInterfac
     return steps.value
 
 
-async def build_async_client(target: Target, *, identity_provider: "IdentityProviderInterface | None" = None,
-                             token_manager_config: "TokenManagerConfig | None" = None) -> Any:
+async def build_async_client(target: Target, *, identity_provider: IdentityProviderInterface | None = None,
+                             token_manager_config: TokenManagerConfig | None = None) -> Any:
     """``build_client`` for ``redis.asyncio``: a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``."""
     steps = Steps(_build(target, _kit(True), identity_provider, token_manager_config))
     for awaitable in steps:
         try:
             steps.reply = (await awaitable, None)
-        except BaseException as exc:  # thrown into the flow, which closes what it opened
+        except BaseException as exc:  # noqa: BLE001 - thrown into the flow, which closes what it opened
             steps.reply = (None, exc)
     return steps.value
 
 
-def _build(target: Target, kit: _Kit, identity_provider: "IdentityProviderInterface | None",
-           token_manager_config: "TokenManagerConfig | None") -> Flow:
+def _build(target: Target, kit: _Kit, identity_provider: IdentityProviderInterface | None,
+           token_manager_config: TokenManagerConfig | None) -> Flow:
     """Both builders' one flow: it yields what the asyncio builder must await (the blocking one gets results)."""
     endpoint = _endpoint(target)
     options = {**_connection_options(target), **_tls_options(target, endpoint),
@@ -264,8 +264,8 @@ def _tls_options(target: Target, endpoint: _Endpoint) -> dict[str, Any]:
     return options
 
 
-def _auth_options(target: Target, endpoint: _Endpoint, identity_provider: "IdentityProviderInterface | None",
-                  token_manager_config: "TokenManagerConfig | None") -> dict[str, Any]:
+def _auth_options(target: Target, endpoint: _Endpoint, identity_provider: IdentityProviderInterface | None,
+                  token_manager_config: TokenManagerConfig | None) -> dict[str, Any]:
     auth, where = target.auth, f"target {target.name!r}: auth"
     if identity_provider is not None and auth.type != "entra-id":
         raise ConfigurationError(f"{where}: an identity_provider applies to entra-id targets, this one uses {auth.type}")
@@ -280,8 +280,8 @@ def _auth_options(target: Target, endpoint: _Endpoint, identity_provider: "Ident
     return {}
 
 
-def _entra_provider(target: Target, identity_provider: "IdentityProviderInterface | None",
-                    token_manager_config: "TokenManagerConfig | None") -> "CredentialProvider":
+def _entra_provider(target: Target, identity_provider: IdentityProviderInterface | None,
+                    token_manager_config: TokenManagerConfig | None) -> CredentialProvider:
     """A fresh provider per client: redis-entraid re-AUTHs only the client that registered last."""
     from redis.auth.token_manager import RetryPolicy, TokenManagerConfig
     from redis_entraid import cred_provider as entra

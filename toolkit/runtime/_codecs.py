@@ -10,8 +10,9 @@ caller gets, on a hit and (through ``roundtrip``) on a miss alike: ``text`` retu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from toolkit.errors import PolicyViolation
 

@@ -15,13 +15,20 @@ import inspect
 import threading
 import time
 import warnings
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import MaxConnectionsError, RedisError
 
 from toolkit.errors import (
-    ConfigurationError, DataViolation, PipelineError, PolicyMismatch, PolicyViolation, ToolkitError, brief,
+    ConfigurationError,
+    DataViolation,
+    PipelineError,
+    PolicyMismatch,
+    PolicyViolation,
+    ToolkitError,
+    brief,
 )
 from toolkit.policy.model import ClientOptions, PolicySet
 from toolkit.policy.published import POLICY_KEY, decode_published
@@ -121,8 +128,11 @@ class EngineCore:
             raise TypeError(f"transaction must be True or False, got {brief(transaction)}")
         return Pipeline(self, transaction=transaction)
 
-    def namespace(self, name: str) -> Handle:
+    def namespace(self, name: str) -> Any:
         """The typed handle of a namespace (cached: cheap to call on every request)."""
+        return self._handle(name)
+
+    def _handle(self, name: str) -> Handle:
         handle = self._handles.get(name)
         if handle is None:
             with self._handles_lock:
@@ -176,7 +186,7 @@ class EngineCore:
         position; ``params=`` maps the call's arguments to them instead (for functions with
         other arguments). Sync functions on ``Engine``, coroutine functions on ``AsyncEngine``.
         """
-        handle = self.namespace(namespace)
+        handle = self._handle(namespace)
         if handle.ns.type not in ("string", "hash"):
             raise PolicyViolation(f"namespace {namespace!r} is a {handle.ns.type}: only string and hash namespaces cache loaders")
 
@@ -388,7 +398,7 @@ class EngineCore:
             return self._flights.do(request.key, functools.partial(self._drive, request.flow), wait=request.wait,
                                     since=request.since)
         if kind is Scan:
-            return self.client.scan_iter(match=request.pattern, count=request.count)
+            return self.client.scan_iter(match=request.pattern, count=request.page)
         if kind is ScanNext:
             return self._next_keys(request.cursor, request.size)
         raise TypeError(f"unknown flow request {request!r}")
@@ -416,7 +426,7 @@ class EngineCore:
     def _get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
-    def _cached_wrapper(self, fn: Callable, handle: Handle, key_params: Callable[..., Mapping[str, Any]]) -> Callable:
+    def _cached_wrapper(self, fn: Callable, handle: Any, key_params: Callable[..., Mapping[str, Any]]) -> Callable:
         raise NotImplementedError
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import itertools
 import time
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, cast
 
 from redis.exceptions import NoScriptError, RedisError
 
@@ -19,6 +20,7 @@ from toolkit.runtime._flight import SingleFlight
 from toolkit.runtime._flows import Flow, Steps
 from toolkit.runtime._handles import Handle
 from toolkit.runtime._ops import Op
+from toolkit.runtime._typing import AnyHandle
 
 __all__ = ["Engine", "PolicyMismatch", "connect"]
 
@@ -36,6 +38,10 @@ class Engine(EngineCore):
         super().__init__(*args, **kwargs)
         self._flights = SingleFlight()
 
+    def namespace(self, name: str) -> AnyHandle:
+        """The handle of a namespace: its type's methods (cached: cheap to call on every request)."""
+        return cast(AnyHandle, self._handle(name))
+
     def close(self) -> None:
         """Close the client if the engine built it (a caller's client is left to the caller)."""
         if self._owns_client:
@@ -43,7 +49,7 @@ class Engine(EngineCore):
 
             close_client(self.client)
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -92,10 +98,10 @@ class Engine(EngineCore):
     def _attempt(self, request: Any) -> tuple[Any, BaseException | None]:
         try:
             return self._perform(request), None
-        except BaseException as exc:  # thrown into the flow: its finally blocks (a lock release) still run
+        except BaseException as exc:  # noqa: BLE001 - thrown into the flow: its finally blocks (a lock release) still run
             return None, exc
 
-    def _cached_wrapper(self, fn: Callable, handle: Handle, key_params: Callable[..., Mapping[str, Any]]) -> Callable:
+    def _cached_wrapper(self, fn: Callable, handle: Any, key_params: Callable[..., Mapping[str, Any]]) -> Callable:
         def cached(*args: Any, **kwargs: Any) -> Any:
             return handle.get_or_load(functools.partial(fn, *args, **kwargs), **key_params(*args, **kwargs))
 

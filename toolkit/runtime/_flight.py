@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from toolkit.runtime._flows import BUSY
 
@@ -28,7 +29,9 @@ class Recent:
 
     def since(self, key: str, since: float | None) -> tuple[bool, Any]:
         """(True, value) when a call of ``key`` finished after ``since``."""
-        done = self._done.get(key) if since is not None else None
+        if since is None:
+            return False, None
+        done = self._done.get(key)
         return (True, done[1]) if done is not None and done[0] > since else (False, None)
 
     def record(self, key: str, value: Any) -> None:

@@ -8,7 +8,8 @@ drivers, as httpx's ``Auth.auth_flow`` is driven by ``sync_auth_flow`` and ``asy
 
 from __future__ import annotations
 
-from typing import Any, Callable, Generator, NamedTuple
+from collections.abc import Callable, Generator
+from typing import Any, NamedTuple
 
 from toolkit.runtime._ops import Op
 
@@ -44,7 +45,8 @@ class Scan(NamedTuple):
     """Start a SCAN over every primary; result: a cursor object for ``ScanNext``."""
 
     pattern: str
-    count: int
+    page: int
+    """SCAN's COUNT: keys the server looks at per step."""
 
 
 class ScanNext(NamedTuple):
@@ -102,7 +104,7 @@ class Steps:
         self.reply: tuple[Any, BaseException | None] = (None, None)
         self.value: Any = None
 
-    def __iter__(self) -> "Steps":
+    def __iter__(self) -> Steps:
         return self
 
     def __next__(self) -> Any:

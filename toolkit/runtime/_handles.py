@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import PolicyViolation
 from toolkit.policy.model import Namespace
@@ -60,7 +61,7 @@ def _int(raw: Any) -> int:
     return int(raw)
 
 
-def _get_or_load(handle: "Handle", loader: Callable[[], Any], params: dict[str, Any]) -> Any:
+def _get_or_load(handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
     engine = handle._immediate("get_or_load")
     if not callable(loader):
         raise PolicyViolation(f"get_or_load on {handle.ns.name!r} takes a loader function, got {type(loader).__name__}")
@@ -79,7 +80,7 @@ class Handle:
     commands: frozenset[str] = frozenset()
     __slots__ = ("ns", "_runner", "_build", "_encode", "_decode", "_roundtrip", "_engine", "_indexes", "_jitter")
 
-    def __init__(self, ns: Namespace, runner: Runner, engine: "Engine"):
+    def __init__(self, ns: Namespace, runner: Runner, engine: Engine):
         self.ns = ns
         self._runner = runner
         self._engine = engine
@@ -94,13 +95,24 @@ class Handle:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.ns.name!r} {self.ns.template.source!r}>"
 
-    def __getattr__(self, name: str) -> Any:
-        owners = [cls.type_name for cls in _HANDLES.values() if name in cls.commands]
-        if owners:
-            allowed = sorted(type(self).commands | _COMMON)
-            raise PolicyViolation(f"namespace {self.ns.name!r} is a {self.ns.type}: {name} is a {' and '.join(owners)} "
-                                  f"command (allowed here: {', '.join(allowed)})")
-        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+    if not TYPE_CHECKING:  # type checkers see every method through _typing.AnyHandle, and a typo as an error
+
+        def __getattr__(self, name: str) -> Any:
+            owners = [cls.type_name for cls in _HANDLES.values() if name in cls.commands]
+            if owners:
+                allowed = sorted(type(self).commands | _COMMON)
+                raise PolicyViolation(f"namespace {self.ns.name!r} is a {self.ns.type}: {name} is a {' and '.join(owners)} "
+                                      f"command (allowed here: {', '.join(allowed)})")
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
+
+    # Cache-aside hooks (see _cache_aside.py), defined by the types that have get_or_load (string, hash).
+    _read_command = ""
+
+    def _cached(self, raw: Any) -> tuple[bool, Any]:
+        raise NotImplementedError
+
+    def _store(self, key: str, params: Mapping[str, Any], value: Any, ttl_ms: int) -> tuple[Op, Any]:
+        raise NotImplementedError
 
     def key(self, **params: Any) -> str:
         """The key these parameters address (checked, but nothing is sent)."""
@@ -150,7 +162,7 @@ class Handle:
             args = ("PEXPIRE", key, ttl_ms) if ttl_ms else ("PERSIST", key)
         return self._runner.run(op(self.ns, args, _bool, WRITE, False))
 
-    def _immediate(self, method: str) -> "Engine":
+    def _immediate(self, method: str) -> Engine:
         """The engine, for calls that take several steps and so cannot be queued in a pipeline."""
         if self._runner is not self._engine:
             raise PolicyViolation(f"{method} cannot be queued in a pipeline: call it on engine.namespace({self.ns.name!r})")
@@ -407,5 +419,5 @@ _COMMON = frozenset(n for n in vars(Handle) if not n.startswith("_") and callabl
 _HANDLES: dict[str, type[Handle]] = {"string": StringHandle, "hash": HashHandle, "list": ListHandle, "counter": CounterHandle}
 
 
-def handle_for(ns: Namespace, runner: Runner, engine: "Engine") -> Handle:
+def handle_for(ns: Namespace, runner: Runner, engine: Engine) -> Handle:
     return _HANDLES[ns.type](ns, runner, engine)

@@ -23,7 +23,7 @@ class Health:
         self.target = target
         self._last_error: tuple[str, str, float] | None = None
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str, str], list[float]] = {}
+        self._pending: dict[tuple[str, str, str], list[float]] = {}  # [count, when]
         """(what, namespace, reason) -> [count not yet logged, when it was last logged]."""
 
     @property
@@ -50,10 +50,10 @@ class Health:
         with self._lock:
             pending = self._pending.get(slot)
             if pending is None:
-                self._pending[slot] = [0, now]
+                self._pending[slot] = [0.0, now]
                 count = 1
             elif now - pending[1] >= LOG_EVERY_S:
-                count = pending[0] + 1
+                count = int(pending[0]) + 1
                 pending[0], pending[1] = 0, now
             else:
                 pending[0] += 1

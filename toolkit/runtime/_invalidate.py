@@ -10,7 +10,8 @@ instead of scanning: only keys written through the engine are in it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError
 

@@ -7,7 +7,8 @@ immediate and pipelined calls can never drift apart.
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 from toolkit.policy.model import Namespace
 

@@ -3,7 +3,7 @@ namespaces, one round trip, decoded results. One class for both engines: ``execu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from toolkit.errors import PipelineError
 from toolkit.runtime._flows import Batch, Flow
@@ -12,6 +12,7 @@ from toolkit.runtime._ops import Op
 
 if TYPE_CHECKING:
     from toolkit.runtime._core import EngineCore
+    from toolkit.runtime._typing import AnyHandle
 
 
 class Pipeline:
@@ -25,18 +26,18 @@ class Pipeline:
     MULTI/EXEC (standalone Redis; on a cluster every key must share one slot).
     """
 
-    def __init__(self, engine: "EngineCore", *, transaction: bool = False):
+    def __init__(self, engine: EngineCore, *, transaction: bool = False):
         self._engine = engine
         self._transaction = transaction
         self._ops: list[Op] = []
         self._handles: dict[str, Handle] = {}
         self.results: list[Any] = []
 
-    def namespace(self, name: str) -> Handle:
+    def namespace(self, name: str) -> AnyHandle:
         handle = self._handles.get(name)
         if handle is None:
             handle = self._handles[name] = handle_for(self._engine.policy.namespace(name), self, self._engine)
-        return handle
+        return cast("AnyHandle", handle)
 
     def run(self, op: Op) -> None:
         """Queue (the Runner protocol): handles call this instead of sending."""
@@ -61,7 +62,7 @@ class Pipeline:
             raise
         return self.results
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         if self._engine._is_async:
             raise TypeError("a pipeline of the asyncio engine is entered with 'async with'")
         return self
@@ -70,7 +71,7 @@ class Pipeline:
         if exc_type is None and self._ops:
             self.execute()
 
-    async def __aenter__(self) -> "Pipeline":
+    async def __aenter__(self) -> Pipeline:
         if not self._engine._is_async:
             raise TypeError("a pipeline of the sync engine is entered with 'with'")
         return self

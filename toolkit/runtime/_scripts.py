@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-
 # Appended to every write script: KEYS[2..] are index sets (rules with ``index:``). Each records
 # KEYS[1]; its TTL is only ever extended to the written key's own, never shortened, so an index
 # outlives its longest-lived member (and becomes persistent with a persistent member).
