@@ -20,7 +20,7 @@ from typing import Callable
 
 import redis
 
-from bench import _audit, _cache_aside, _classify, _invalidation, _machine, _reference, _report, _seed, _single
+from bench import _async, _audit, _cache_aside, _classify, _invalidation, _machine, _reference, _report, _seed, _single
 from bench._context import FULL, QUICK, Context
 from bench._harness import Result
 
@@ -33,6 +33,7 @@ WORKLOADS: dict[str, tuple[Callable[[Context], list[Result]], str]] = {
     "pipeline": (_single.pipeline, "10,000 operations in one pipeline: engine vs redis-py"),
     "hash_vs_seed": (_single.hash_vs_seed, "atomic hash write vs the seed's HSET then EXPIRE"),
     "cache_aside": (_cache_aside.cache_aside, "get_or_load vs the seed, cashews, dogpile.cache"),
+    "asyncio": (_async.asyncio_workloads, "AsyncEngine vs redis.asyncio and cashews: get, set, cache-aside hits, 100 tasks"),
     "classify": (_classify.classify, "PolicySet.classify with 10 and 1,000 namespaces"),
     "invalidation": (_invalidation.invalidation, "one user's keys among 1,000,000: rule, seed loop, index"),
     "audit": (_audit.audit, "toolkit audit of 1,000,000 keys with a concurrent PING"),
