@@ -12,8 +12,15 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from toolkit.errors import (  # noqa: E402
-    CacheUnavailable, ConfigurationError, DataViolation, PipelineError, PolicyError, PolicyIssue, PolicyMismatch,
-    PolicyViolation, ToolkitError,
+    CacheUnavailable,
+    ConfigurationError,
+    DataViolation,
+    PipelineError,
+    PolicyError,
+    PolicyIssue,
+    PolicyMismatch,
+    PolicyViolation,
+    ToolkitError,
 )
 from toolkit.policy import PolicySet, load  # noqa: E402
 
@@ -26,7 +33,7 @@ __all__ = [
 ]
 
 
-def connect(policies: Any, target: str | None = None, *, client: Any = None, verify: bool = False) -> "Engine":
+def connect(policies: Any, target: str | None = None, *, client: Any = None, verify: bool = False) -> Engine:
     """Build an Engine enforcing ``policies`` (a PolicySet or a path) on ``target``, or on a caller's ``client``."""
     from toolkit.runtime import connect as _connect
 

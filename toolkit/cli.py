@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import toolkit
 from toolkit.errors import PolicyError, ToolkitError
@@ -88,7 +89,7 @@ def _count(text: str) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's default exits 2 too; keep its wording, add a hint
+    def error(self, message: str) -> NoReturn:  # argparse's default exits 2 too; keep its wording, add a hint
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see '{self.prog} --help')\n")
 

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from toolkit.audit._model import (
-    FORMAT_VERSION, AuditReport, Change, FixReport, MemoryEstimate, NamespaceFix, NamespaceReport, PolicyStatus,
+    FORMAT_VERSION,
+    AuditReport,
+    Change,
+    FixReport,
+    MemoryEstimate,
+    NamespaceFix,
+    NamespaceReport,
+    PolicyStatus,
     PrefixGroup,
 )
 from toolkit.errors import ToolkitError
@@ -57,7 +65,7 @@ def fix_ttl(policy: PolicySet, client: Any, *, target: str = "", match: str | No
 
 
 def _audit(policy: PolicySet, client: Any, target: str, match: str | None, sample_memory: int,
-           progress: Progress | None, fixer: "Fixer | None") -> AuditReport:
+           progress: Progress | None, fixer: Fixer | None) -> AuditReport:
     from redis.exceptions import RedisError
 
     from toolkit.audit._scan import Walker, memory_usage

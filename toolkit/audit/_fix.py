@@ -9,7 +9,8 @@ together do not all expire in the same second. Values are never read, rewritten 
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from toolkit.audit._model import Change, FixReport, NamespaceFix
 from toolkit.audit._tally import EXAMPLES, Candidate, display

@@ -9,8 +9,9 @@ before it expires, so it cannot tell a short write from an old key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 FORMAT_VERSION = "1"
 """Bumped only when a JSON field changes meaning or disappears; new fields keep the version."""

@@ -19,8 +19,9 @@ through the top-level client, which routes every key to its owner.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 

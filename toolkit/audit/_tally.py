@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from toolkit.audit._model import MemoryEstimate, NamespaceReport, PrefixGroup
 from toolkit.audit._scan import TYPE_CODES, TYPE_NAMES, Page

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from toolkit.audit import AuditError, fix_ttl, run_audit
 from toolkit.audit._render import render

@@ -2,8 +2,21 @@
 
 from toolkit.policy.loader import load
 from toolkit.policy.model import (
-    BUILTIN_TIERS, PERSISTENT, Auth, AzureRef, CacheAside, ClientOptions, InstancePolicy, InvalidationRule, Module,
-    Namespace, Persistence, PolicySet, Target, Tier, resolve_env,
+    BUILTIN_TIERS,
+    PERSISTENT,
+    Auth,
+    AzureRef,
+    CacheAside,
+    ClientOptions,
+    InstancePolicy,
+    InvalidationRule,
+    Module,
+    Namespace,
+    Persistence,
+    PolicySet,
+    Target,
+    Tier,
+    resolve_env,
 )
 from toolkit.policy.templates import KeyTemplate, Param, glob_escape
 

@@ -9,10 +9,12 @@ namespaces exist, which keeps ``toolkit audit`` fast with 1,000 namespaces.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from toolkit.policy.model import Namespace
+    from toolkit.policy.templates import Param
 
 
 class _Node:
@@ -24,7 +26,7 @@ class _Node:
         self.leaf: Namespace | None = None
 
 
-def _segment_regex(segment: list, ns: "Namespace") -> tuple[str, tuple[str, ...]]:
+def _segment_regex(segment: list[str | tuple[str]], ns: Namespace) -> tuple[str, tuple[str, ...]]:
     parts, names = [], []
     for part in segment:
         if isinstance(part, tuple):
@@ -41,18 +43,19 @@ def _segment_regex(segment: list, ns: "Namespace") -> tuple[str, tuple[str, ...]
 class Classifier:
     """Maps live keys back to their namespace and parameters."""
 
-    def __init__(self, namespaces: Iterable["Namespace"]):
+    def __init__(self, namespaces: Iterable[Namespace]):
         self._roots: dict[int, _Node] = {}
-        self._checked: dict[str, tuple] = {}
+        self._checked: dict[str, tuple[Param, ...]] = {}
         for ns in namespaces:
             self._add(ns)
 
-    def _add(self, ns: "Namespace") -> None:
+    def _add(self, ns: Namespace) -> None:
         segments = ns.template.segments()
         node = self._roots.setdefault(len(segments), _Node())
         for segment in segments:
-            if all(isinstance(p, str) for p in segment):
-                node = node.literal.setdefault("".join(segment), _Node())
+            literal = [p for p in segment if isinstance(p, str)]
+            if len(literal) == len(segment):
+                node = node.literal.setdefault("".join(literal), _Node())
                 continue
             regex, names = _segment_regex(segment, ns)
             compiled = re.compile(regex)
@@ -68,7 +71,7 @@ class Classifier:
         # A parameter's own pattern is not in the trie's regex: it is checked on the captured value.
         self._checked[ns.name] = tuple(p for p in ns.params.values() if p.pattern)
 
-    def classify(self, key: str | bytes) -> tuple["Namespace", dict[str, str]] | None:
+    def classify(self, key: str | bytes) -> tuple[Namespace, dict[str, str]] | None:
         if isinstance(key, bytes):
             try:
                 key = key.decode("utf-8")
@@ -81,7 +84,8 @@ class Classifier:
         # The first choice at every segment (its literal child, else the first matching pattern)
         # is the path _walk tries first: when it ends at a leaf, it is _walk's answer, found without
         # recursion. Only a dead end needs the backtracking walk.
-        node, params = root, {}
+        node = root
+        params: dict[str, str] = {}
         for segment in segments:
             child = node.literal.get(segment)
             if child is None:
@@ -100,14 +104,15 @@ class Classifier:
         found = self._walk(root, segments, 0, [])
         return None if found is None else self._with_patterns(found[0], dict(found[1]))
 
-    def _with_patterns(self, ns: "Namespace", params: dict[str, str]) -> tuple["Namespace", dict[str, str]] | None:
+    def _with_patterns(self, ns: Namespace, params: dict[str, str]) -> tuple[Namespace, dict[str, str]] | None:
         """The parameters' own ``pattern``s are not in the trie: check them on the captured values."""
         for spec in self._checked[ns.name]:
             if spec._pattern(params[spec.name]) is None:  # type: ignore[attr-defined]
                 return None
         return ns, params
 
-    def _walk(self, node: _Node, segments: list[str], i: int, captured: list[tuple[str, str]]):
+    def _walk(self, node: _Node, segments: list[str], i: int,
+              captured: list[tuple[str, str]]) -> tuple[Namespace, list[tuple[str, str]]] | None:
         if i == len(segments):
             return (node.leaf, captured) if node.leaf is not None else None
         segment = segments[i]

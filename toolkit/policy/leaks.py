@@ -8,7 +8,8 @@ a password, a JWT, an Azure access key, a private key block).
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 _SECRET_NAME = re.compile(
     r"(pass(word|wd|phrase)?|secret|token|access[_-]?key|api[_-]?key|primary[_-]?key|secondary[_-]?key|"

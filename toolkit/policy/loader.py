@@ -13,18 +13,32 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from toolkit.errors import PolicyError, PolicyIssue
 from toolkit.policy.classify import Classifier
 from toolkit.policy.durations import format_duration, parse_duration
 from toolkit.policy.leaks import ADVICE, find_secrets
 from toolkit.policy.model import (
-    BUILTIN_TIERS, PERSISTENT, RESERVED_PARAM_NAMES, Auth, AzureRef, CacheAside, ClientOptions, InstancePolicy, InvalidationRule,
-    Module, Namespace, Persistence, PolicySet, Target, Tier,
+    BUILTIN_TIERS,
+    PERSISTENT,
+    RESERVED_PARAM_NAMES,
+    Auth,
+    AzureRef,
+    CacheAside,
+    ClientOptions,
+    InstancePolicy,
+    InvalidationRule,
+    Module,
+    Namespace,
+    Persistence,
+    PolicySet,
+    Target,
+    Tier,
 )
 from toolkit.policy.published import RESERVED_PREFIX
 from toolkit.policy.schema import validate_document

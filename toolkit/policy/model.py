@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from toolkit.errors import ConfigurationError, PolicyViolation, brief
 from toolkit.policy.durations import format_duration
@@ -265,7 +266,7 @@ class PolicySet:
     every environment applying the same files publishes the same digest."""
     document: Mapping[str, object]
     """The canonical, JSON-ready keyspace policy that ``digest`` covers and ``toolkit apply`` publishes."""
-    classifier: "Classifier" = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    classifier: Classifier = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
     def namespace(self, name: str) -> Namespace:
         try:

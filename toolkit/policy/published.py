@@ -12,7 +12,8 @@ import json
 import os
 import socket
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from toolkit import __version__
 from toolkit.policy.model import PolicySet
@@ -28,7 +29,7 @@ def who() -> str:
             return f"{os.environ[var]}@{socket.gethostname()}"
     try:
         return f"{getpass.getuser()}@{socket.gethostname()}"
-    except Exception:  # getpass raises a bare Exception-derived error without a passwd entry
+    except Exception:  # noqa: BLE001 - getpass raises a bare Exception-derived error without a passwd entry
         return f"unknown@{socket.gethostname()}"
 
 

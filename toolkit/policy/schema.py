@@ -14,9 +14,10 @@ import difflib
 import json
 import math
 import re
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache, lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import PolicyIssue
 from toolkit.policy.durations import DurationTooLong, parse_duration
@@ -36,7 +37,7 @@ def _schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _validator() -> "jsonschema.Draft202012Validator":
+def _validator() -> jsonschema.Draft202012Validator:
     """Draft 2020-12 as editors apply it, plus what only the toolkit checks.
 
     - ``format: policy-duration`` (an annotation for editors) is asserted: at most MAX_DURATION_MS.
@@ -71,8 +72,8 @@ def _finite_number(checker: object, instance: object) -> bool:
     return isinstance(instance, int) or math.isfinite(instance)
 
 
-@lru_cache(maxsize=None)
-def _ecma(pattern: str) -> "re.Pattern[str]":
+@cache
+def _ecma(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern)
 
 
@@ -122,8 +123,8 @@ def _describe(schema: dict[str, Any]) -> str:
     if "enum" in schema:
         return "one of " + ", ".join(map(str, schema["enum"]))
     if "oneOf" in schema or "anyOf" in schema:
-        return _or([_describe(s) for s in schema.get("oneOf", schema.get("anyOf"))])
-    kind = schema.get("type")
+        return _or([_describe(s) for s in (schema["oneOf"] if "oneOf" in schema else schema["anyOf"])])
+    kind = schema.get("type", "")
     if kind == "object":
         props = schema.get("properties", {})
         fields = []
@@ -144,7 +145,7 @@ def _describe(schema: dict[str, Any]) -> str:
     return _KINDS.get(kind, "a value")
 
 
-def _fit(errors: list["jsonschema.ValidationError"]) -> int:
+def _fit(errors: list[jsonschema.ValidationError]) -> int:
     """How well the value fits one alternative that it fails: 0 wrong kind, 1 missing fields, 2 wrong details."""
     level = 2
     for error in errors:
@@ -161,8 +162,8 @@ def _fit(errors: list["jsonschema.ValidationError"]) -> int:
     return level
 
 
-def _branches(error: "jsonschema.ValidationError") -> dict[int, list["jsonschema.ValidationError"]]:
-    groups: dict[int, list["jsonschema.ValidationError"]] = {}
+def _branches(error: jsonschema.ValidationError) -> dict[int, list[jsonschema.ValidationError]]:
+    groups: dict[int, list[jsonschema.ValidationError]] = {}
     for sub in error.context or []:
         groups.setdefault(sub.relative_schema_path[0], []).append(sub)
     return groups
@@ -172,7 +173,7 @@ _Leaf = tuple["jsonschema.ValidationError", "str | None", Path_]
 """An error to report, the summary message that replaces jsonschema's own (if any) and a sub-path to point at."""
 
 
-def _leaves(error: "jsonschema.ValidationError") -> list[_Leaf]:
+def _leaves(error: jsonschema.ValidationError) -> list[_Leaf]:
     """For a failed oneOf/anyOf: the errors of the one alternative the value was meant to be, or one summary.
 
     Scalars always get the summary ("expected a duration such as 90s..., got '5x'"); a mapping or list
@@ -226,7 +227,7 @@ def _quote(value: Any, choices: list[str]) -> str:
     return ""
 
 
-def _message(error: "jsonschema.ValidationError", name_error: bool) -> str:
+def _message(error: jsonschema.ValidationError, name_error: bool) -> str:
     v, value = error.validator, error.instance
     if name_error:
         if v == "not":

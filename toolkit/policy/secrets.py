@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 from urllib.parse import quote, unquote, urlsplit
 
 from toolkit.errors import ConfigurationError, PolicyError, ToolkitError

@@ -9,9 +9,9 @@ construction: a value cannot reach into another namespace (``:``), widen a SCAN 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from uuid import UUID
-from typing import Callable, Mapping
 
 from toolkit.errors import PolicyViolation, brief
 
@@ -137,8 +137,8 @@ class KeyTemplate:
         if len(names) == 1:
             # The common shape "prefix{param}suffix": one check, one concatenation.
             (check, name), = checks
-            prefix = "".join(p for p in pieces[: pieces.index(0)] if type(p) is str)  # type: ignore[misc]
-            suffix = "".join(p for p in pieces[pieces.index(0) + 1:] if type(p) is str)  # type: ignore[misc]
+            prefix = "".join(p for p in pieces[: pieces.index(0)] if type(p) is str)
+            suffix = "".join(p for p in pieces[pieces.index(0) + 1:] if type(p) is str)
 
             def build_one(given: Mapping[str, object]) -> str:
                 if len(given) != 1 or name not in given:
@@ -211,6 +211,7 @@ def build_values(template: KeyTemplate, specs: Mapping[str, Param], given: Mappi
         if missing:
             detail.append("missing " + ", ".join(missing))
         if extra:
-            detail.append("unexpected " + ", ".join(brief(str(e), 40) for e in extra[:5]) + (", ..." if len(extra) > 5 else ""))
+            cut = [str(e) if len(str(e)) <= 40 else str(e)[:37] + "..." for e in extra[:5]]  # a name may be any length
+            detail.append("unexpected " + ", ".join(cut) + (", ..." if len(extra) > 5 else ""))
         raise PolicyViolation(f"{what} takes parameters ({', '.join(template.params) or 'none'}): {'; '.join(detail)}")
     return {name: specs[name].check(given[name]) for name in template.params}

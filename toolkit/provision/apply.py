@@ -6,8 +6,9 @@ all, so a pipeline never ends up half way between two policies because of a know
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from toolkit.errors import ConfigurationError, ToolkitError
 from toolkit.policy.model import PolicySet, Target

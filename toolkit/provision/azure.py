@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigurationError, ToolkitError
@@ -181,7 +182,8 @@ class AzureBackend:
                                           key=lambda m: m.name)),
                      access_keys_authentication=_flag(database.access_keys_authentication),
                      geo_replication_group=database.geo_replication.group_nickname if database.geo_replication else None)
-        settings = InstancePolicy(**{k: (str(v) if isinstance(v, str) else v) for k, v in {**c, **d}.items()})
+        values: dict[str, Any] = {k: (str(v) if isinstance(v, str) else v) for k, v in {**c, **d}.items()}
+        settings = InstancePolicy(**values)
         return LiveState(
             provider="azure-managed-redis", where=self.where, settings=settings,
             cluster_exists=cluster is not None, database_exists=database is not None,
@@ -206,28 +208,31 @@ class AzureBackend:
         if any(c.action == CREATE for c in cluster_changes):
             assert self.target.azure is not None
             location = resolve_env(self.target.azure.location, f"target {self.target.name}: azure.location")
-            body = models.Cluster(location=location, **self._cluster_fields(models, declared, CLUSTER_FIELDS, live))
-            self._follow(lambda: self.client.redis_enterprise.begin_create(self.resource_group, self.cluster_name, body,
-                                                                           **self._call),
+            assert location is not None  # plan blocks creating a cluster whose target declares no location
+            new_cluster = models.Cluster(location=location, **self._cluster_fields(models, declared, CLUSTER_FIELDS, live))
+            self._follow(lambda: self.client.redis_enterprise.begin_create(self.resource_group, self.cluster_name,
+                                                                           new_cluster, **self._call),
                          f"creating cluster {self.cluster_name}", progress)
             notes.append(self._redact(f"created cluster {self.cluster_name}"))
         elif cluster_changes:
-            body = models.ClusterUpdate(**self._cluster_fields(models, declared, [c.setting for c in cluster_changes], live))
-            self._follow(lambda: self.client.redis_enterprise.begin_update(self.resource_group, self.cluster_name, body,
-                                                                           **self._call),
+            names = [c.setting for c in cluster_changes]
+            cluster_update = models.ClusterUpdate(**self._cluster_fields(models, declared, names, live))
+            self._follow(lambda: self.client.redis_enterprise.begin_update(self.resource_group, self.cluster_name,
+                                                                           cluster_update, **self._call),
                          f"updating cluster {self.cluster_name}", progress)
         if any(c.action == CREATE for c in database_changes):
             fields = self._database_fields(models, declared, DATABASE_FIELDS)
             port = declared_port(self.target)
-            body = models.Database(port=port, **fields)
+            new_database = models.Database(port=port, **fields)
             self._follow(lambda: self.client.databases.begin_create(self.resource_group, self.cluster_name,
-                                                                    self.database_name, body, **self._call),
+                                                                    self.database_name, new_database, **self._call),
                          f"creating database {self.database_name}", progress)
             notes.append(self._redact(f"created database {self.cluster_name}/{self.database_name}"))
         elif database_changes:
-            body = models.DatabaseUpdate(**self._database_fields(models, declared, [c.setting for c in database_changes]))
+            names = [c.setting for c in database_changes]
+            database_update = models.DatabaseUpdate(**self._database_fields(models, declared, names))
             self._follow(lambda: self.client.databases.begin_update(self.resource_group, self.cluster_name,
-                                                                    self.database_name, body, **self._call),
+                                                                    self.database_name, database_update, **self._call),
                          f"updating database {self.database_name}", progress)
         return notes
 

@@ -8,7 +8,8 @@ Exit codes: 0 success or no changes; 1 error, blocked change or error finding; 2
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, TextIO
+from collections.abc import Iterable
+from typing import Any, TextIO
 
 from toolkit.policy.loader import load
 from toolkit.policy.secrets import Redactor

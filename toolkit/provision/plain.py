@@ -7,16 +7,22 @@ says that they last only until the server restarts.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from toolkit.errors import ToolkitError
 from toolkit.policy.model import InstancePolicy, Target
-from toolkit.provision import _dataplane
 from toolkit.policy.secrets import Redactor
+from toolkit.provision import _dataplane
 from toolkit.provision.plan import Change, Plan
 from toolkit.provision.state import (
-    EVICTION_TO_REDIS, LiveState, eviction_from_redis, persistence_from_redis, persistence_to_redis, to_json,
+    EVICTION_TO_REDIS,
+    LiveState,
+    eviction_from_redis,
+    persistence_from_redis,
+    persistence_to_redis,
+    to_json,
 )
 
 

@@ -9,8 +9,8 @@ database, which is exactly the change terraform-provider-azurerm #31722 hides in
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Iterator
 
 from toolkit.errors import ConfigurationError
 from toolkit.policy.model import InstancePolicy, Module, Persistence, PolicySet, Target, resolve_env
@@ -120,8 +120,10 @@ def _declared_items(declared: InstancePolicy, names: tuple[str, ...]) -> Iterato
 
 def _same(name: str, want: object, have: object) -> bool:
     if name == "modules":
-        have_by_name = {m.name: m.args for m in have or ()}  # type: ignore[union-attr]
-        want_mods: tuple[Module, ...] = want  # type: ignore[assignment]
+        # Both sides are InstancePolicy.modules: a tuple of Module, and only the live one may be None.
+        assert isinstance(want, tuple) and (have is None or isinstance(have, tuple))
+        have_by_name = {m.name: m.args for m in have or ()}
+        want_mods: tuple[Module, ...] = want
         return set(have_by_name) == {m.name for m in want_mods} and all(
             not m.args or m.args == have_by_name[m.name] for m in want_mods)
     return want == have

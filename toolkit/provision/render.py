@@ -78,9 +78,15 @@ def _name(c: Change) -> str:
     return f"{c.resource}.{c.setting}" if c.setting else c.resource
 
 
+def _created_with(c: Change) -> dict[str, object]:
+    """The settings a whole-resource change lists: plan builds its ``after`` as a mapping."""
+    assert c.after is None or isinstance(c.after, dict)
+    return c.after or {}
+
+
 def _text_change(c: Change) -> list[str]:
     if not c.setting:  # a whole resource to create: list what it will be created with
-        lines = [f"  {_SYMBOL[c.action]} {_name(c)}"] + [f"      {k} = {_value(v)}" for k, v in (c.after or {}).items()]  # type: ignore[union-attr]
+        lines = [f"  {_SYMBOL[c.action]} {_name(c)}"] + [f"      {k} = {_value(v)}" for k, v in _created_with(c).items()]
     else:
         lines = [f"  {_SYMBOL[c.action]} {_name(c)}: {_value(c.before, c.setting)} -> {_value(c.after, c.setting)}"]
     if c.reason:
@@ -166,7 +172,7 @@ def _markdown(plan: Plan, outcome: Outcome | None) -> str:
     if plan.changes:
         out += ["", "| | resource | setting | live | declared | details |", "|---|---|---|---|---|---|"]
         for c in plan.changes:
-            declared = c.after if c.setting else ", ".join(f"{k}={_value(v)}" for k, v in (c.after or {}).items())  # type: ignore[union-attr]
+            declared = c.after if c.setting else ", ".join(f"{k}={_value(v)}" for k, v in _created_with(c).items())
             details = " ".join(p for p in (
                 f"**Blocked:** {c.reason}." if c.reason else "", f"**Instead:** {c.remedy}." if c.remedy else "",
                 "**Data loss** if forced." if c.data_loss and c.action == BLOCKED else "", c.note) if p)

@@ -6,9 +6,9 @@ facts nobody declares (host name, version, provisioning state...) live in ``Live
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 from toolkit.policy.model import InstancePolicy, Module, Persistence
 
