@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import jwt
 import pytest
@@ -277,20 +278,29 @@ def auth_calls(admin: redis.Redis) -> int:
     return admin.info("commandstats").get("cmdstat_auth", {}).get("calls", 0)
 
 
-@pytest.mark.parametrize("kind", ["standalone", "cluster"])
-def test_entra_id_token_is_used_refreshed_and_re_sent(request, tmp_path, certs, built, kind):
-    """Login as the token's oid, re-AUTH on refresh, and reconnect with a current token once old ones are revoked."""
+FAST_REFRESH = TokenManagerConfig(0.5, 0, 100, RetryPolicy(3, 10))
+"""Refresh half-way through a 3-4 s token."""
+
+
+def entra_setup(request: pytest.FixtureRequest, tmp_path: Path, certs: Certificates, kind: str,
+                ) -> tuple[list[redis.Redis], AclTokenMint, Target]:
+    """TLS servers (one, or the cluster's primaries), their admin clients, the token mint and an entra-id target."""
     servers = [request.getfixturevalue("tls_server")] if kind == "standalone" else request.getfixturevalue("tls_cluster").nodes
     admins = [redis.Redis(port=s.port, ssl=True, ssl_ca_certs=str(certs.ca)) for s in servers]
-    built.extend(admins)
     for admin in admins:
         admin.config_resetstat()
-    mint = AclTokenMint(admins)
     target = load_target(tmp_path, host="127.0.0.1", port=servers[0].port, tls={"ca_file": str(certs.ca)},
                          auth={"type": "entra-id"},
                          instance={"clustering_policy": "OSSCluster" if kind == "cluster" else "NoCluster"})
-    fast_refresh = TokenManagerConfig(0.5, 0, 100, RetryPolicy(3, 10))  # refresh half-way through a 3-4 s token
-    client = build(built, target, identity_provider=mint, token_manager_config=fast_refresh)
+    return admins, AclTokenMint(admins), target
+
+
+@pytest.mark.parametrize("kind", ["standalone", "cluster"])
+def test_entra_id_token_is_used_refreshed_and_re_sent(request, tmp_path, certs, built, kind):
+    """Login as the token's oid, re-AUTH on refresh, and reconnect with a current token once old ones are revoked."""
+    admins, mint, target = entra_setup(request, tmp_path, certs, kind)
+    built.extend(admins)
+    client = build(built, target, identity_provider=mint, token_manager_config=FAST_REFRESH)
     try:
         assert is_cluster(client) == (kind == "cluster")
         assert client.acl_whoami() == mint.oid

@@ -9,13 +9,21 @@ from typing import Any
 
 import pytest
 import redis
-from redis.auth.token_manager import RetryPolicy, TokenManagerConfig
 from redis.exceptions import AuthenticationError
 
 import toolkit
 import toolkit.aio
 from tests.contract_policy import CONTRACT
-from tests.test_client import AclTokenMint, auth_calls, certs, keyed_server, load_target, tls_cluster, tls_server  # noqa: F401
+from tests.test_client import (  # noqa: F401 - the fixtures are shared by importing them
+    FAST_REFRESH,
+    auth_calls,
+    certs,
+    entra_setup,
+    keyed_server,
+    load_target,
+    tls_cluster,
+    tls_server,
+)
 from toolkit.runtime._client import aclose_client, build_async_client, is_cluster
 
 
@@ -74,18 +82,10 @@ def test_oss_cluster_declared_for_a_standalone_server(tmp_path, redis_server):
 @pytest.mark.parametrize("kind", ["standalone", "cluster"])
 def test_entra_id_through_the_async_engine(request, tmp_path, certs, kind):  # noqa: F811
     """The async path logs in as the token's oid, re-AUTHs on refresh, and stops refreshing once closed."""
-    servers = [request.getfixturevalue("tls_server")] if kind == "standalone" else request.getfixturevalue("tls_cluster").nodes
-    admins = [redis.Redis(port=s.port, ssl=True, ssl_ca_certs=str(certs.ca)) for s in servers]
-    for admin in admins:
-        admin.config_resetstat()
-    mint = AclTokenMint(admins)
-    target = load_target(tmp_path, host="127.0.0.1", port=servers[0].port, tls={"ca_file": str(certs.ca)},
-                         auth={"type": "entra-id"},
-                         instance={"clustering_policy": "OSSCluster" if kind == "cluster" else "NoCluster"})
-    fast_refresh = TokenManagerConfig(0.5, 0, 100, RetryPolicy(3, 10))
+    admins, mint, target = entra_setup(request, tmp_path, certs, kind)
 
     async def scenario() -> None:
-        client = await build_async_client(target, identity_provider=mint, token_manager_config=fast_refresh)
+        client = await build_async_client(target, identity_provider=mint, token_manager_config=FAST_REFRESH)
         engine = toolkit.runtime.AsyncEngine(toolkit.load(_policy_dir(tmp_path)), client, owns_client=True)
         try:
             assert await client.acl_whoami() == mint.oid

@@ -106,10 +106,11 @@ def ttls(client: redis.Redis) -> dict[bytes, int]:
     return dict(zip(keys, pipe.execute()))
 
 
+@pytest.mark.parametrize("kind", ["sync", "async"])
 def test_sigkilled_engine_writer_never_leaves_a_policy_key_without_ttl(policy_dir: Path, redis_client: redis.Redis,
-                                                                       redis_server: Any) -> None:
+                                                                       redis_server: Any, kind: str) -> None:
     rng = random.Random()
-    kill_at_random(workers.atomic_writer, (str(policy_dir), redis_server.port), KILLS, 0.15, rng)
+    kill_at_random(workers.atomic_writer, (str(policy_dir), redis_server.port, kind), KILLS, 0.15, rng)
 
     policy = toolkit.load(policy_dir)
     found = ttls(redis_client)

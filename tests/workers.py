@@ -35,18 +35,23 @@ def context() -> BaseContext:
     return ctx
 
 
-def _engine(policy_dir: str, port: int) -> "toolkit.Engine":
+def _engine(policy_dir: str, port: int, kind: str = "sync") -> Any:
+    """The sync Engine, or an AsyncEngine driven through the tests' harness (tests/engines.py)."""
+    if kind == "async":
+        from tests.engines import Engines
+
+        return Engines("async").connect(policy_dir, client=redis.Redis(port=port))
     return toolkit.connect(policy_dir, client=redis.Redis(port=port))
 
 
-def atomic_writer(policy_dir: str, port: int, generation: int, ready: multiprocessing.connection.Connection) -> None:
+def atomic_writer(policy_dir: str, port: int, kind: str, generation: int, ready: multiprocessing.connection.Connection) -> None:
     """Write every kind of key through the engine, as fast as it can, until SIGKILLed.
 
     Covers SET PX, the hash / list / counter / indexed-string scripts, get_or_load under the
     Redis lock (string) and the whole-hash refill, a pipeline and a transactional mset. Signals
     ``ready`` after READY_AFTER rounds, then goes on until the kill.
     """
-    engine = _engine(policy_dir, port)
+    engine = _engine(policy_dir, port, kind)
     blob, record, recent = engine.namespace("blob"), engine.namespace("record"), engine.namespace("recent")
     hits, plain = engine.namespace("hits"), engine.namespace("plain")
     i = 0

@@ -79,6 +79,15 @@ def _index_plan(policy: PolicySet, cluster: bool) -> dict[str, tuple]:
     return {name: tuple(entries) for name, entries in plan.items()}
 
 
+def _finished(results: list[Any], errors: dict[int, BaseException], keep_results: bool) -> list[Any]:
+    """A batch's results, or what its errors make of it: PipelineError with every result (pipelines), else the first."""
+    if errors:
+        if keep_results:
+            raise PipelineError(results, errors)
+        raise next(iter(errors.values()))
+    return results
+
+
 def _batch_failure(raws: list[Any]) -> tuple[str, BaseException] | None:
     """The first per-command failure of a batch that means an outage (a cluster node it could not reach)."""
     for raw in raws:
@@ -336,11 +345,7 @@ class EngineCore:
             if error is not None:
                 errors[i] = value = error
             results.append(value)
-        if errors:
-            if keep_results:
-                raise PipelineError(results, errors)
-            raise next(iter(errors.values()))
-        return results
+        return _finished(results, errors, keep_results)
 
     def _batch_replies(self, ops: list[Op], raws: list[Any], keep_results: bool) -> list[Any]:
         """Each reply of a batch through the failure table on its own.
@@ -371,11 +376,7 @@ class EngineCore:
                 if error is not None:
                     errors[i] = value = error
             results.append(value)
-        if errors:
-            if keep_results:
-                raise PipelineError(results, errors)
-            raise next(iter(errors.values()))
-        return results
+        return _finished(results, errors, keep_results)
 
     # -- flows ------------------------------------------------------------------------------------
 
