@@ -124,8 +124,12 @@ def connect(policies: PolicySet | str | Iterable[str], target: str | None = None
             client = build_client(chosen)
     engine = Engine(policy, client, options, owns_client=chosen is not None, target=chosen.name if chosen else target)
     if verify:
-        with redactor.scrubbing():
-            engine.verify(raise_on_mismatch=verify != "warn")
+        try:
+            with redactor.scrubbing():
+                engine.verify(raise_on_mismatch=verify != "warn")
+        except BaseException:
+            engine.close()  # the client it built (a caller's own is left open)
+            raise
     return engine
 
 
