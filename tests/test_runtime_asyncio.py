@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 import toolkit.aio
 from tests.contract_policy import contract_policy
@@ -151,3 +152,45 @@ def test_connect_is_awaitable_and_a_context_manager(policy, redis_server):
 
     run(main())
     assert redis.Redis(port=redis_server.port).get("name:1") == b"a"
+
+
+def test_each_engine_takes_its_own_kind_of_client(policy, redis_server):
+    import toolkit
+
+    async_client = redis.asyncio.Redis(port=redis_server.port)
+    with pytest.raises(toolkit.ConfigurationError, match="toolkit.aio.connect"):
+        toolkit.connect(policy, client=async_client)
+    blocking = redis.Redis(port=redis_server.port)
+    async def opening() -> None:
+        await toolkit.aio.connect(policy, client=blocking)
+
+    with pytest.raises(toolkit.ConfigurationError, match="toolkit.connect"):
+        run(opening())
+    blocking.close()
+    run(async_client.aclose())
+
+
+def test_connection_errors_name_no_host(tmp_path, caplog):
+    """asyncio's own message is "Connect call failed ('127.0.0.1', port)": only the OS's words are shown."""
+    import socket
+
+    import toolkit
+    from tests.contract_policy import contract_policy
+
+    with socket.socket() as reserved:  # bound, never listening: connections are refused
+        reserved.bind(("127.0.0.1", 0))
+        port = reserved.getsockname()[1]
+        policy = contract_policy(tmp_path, f'targets:\n  t:\n    provider: redis\n    url: "redis://127.0.0.1:{port}/0"\n')
+
+        async def main() -> str:
+            async with toolkit.aio.connect(policy, "t") as engine:
+                assert await engine.namespace("name").get(user_id=1) is None
+                with pytest.raises(toolkit.CacheUnavailable) as caught:
+                    await engine.namespace("name_closed").get(user_id=1)
+                return str(caught.value) + str(engine.health())
+
+        with caplog.at_level(logging.INFO, logger="toolkit"):
+            shown = run(main())
+    for text in (shown, caplog.text):
+        assert str(port) not in text and "127.0.0.1" not in text
+    assert "Connection refused" in shown

@@ -45,9 +45,12 @@ def mypy(tmp_path, code: str) -> subprocess.CompletedProcess[str]:
 def test_user_code_type_checks_and_a_typo_is_an_error(tmp_path):
     clean = mypy(tmp_path, USER_CODE)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    typo = mypy(tmp_path, USER_CODE.replace("users.hset(", "users.hsett(").replace(".incr(", ".incrr("))
+    typo = mypy(tmp_path, USER_CODE.replace("users.hset(", "users.hsett(").replace(".incr(", ".incrr(")
+                + "\nasync def forgot() -> None:\n    engine = await toolkit.aio.connect('policies')\n"
+                  "    engine.namespace('user').delete(user_id=1)\n")
     assert typo.returncode == 1
     assert '"AnyHandle" has no attribute "hsett"' in typo.stdout and '"AsyncAnyHandle" has no attribute "incrr"' in typo.stdout
+    assert "unused-coroutine" in typo.stdout  # the forgotten await
 
 
 def test_the_toolkit_ships_py_typed():

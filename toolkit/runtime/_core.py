@@ -16,7 +16,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import MaxConnectionsError, RedisError
@@ -44,6 +44,7 @@ from toolkit.runtime._ops import DATA_MISS, ONCE, READ, WRITE, Op, op_key
 from toolkit.runtime._pipeline import Pipeline
 from toolkit.runtime._stats import Stats
 
+F = TypeVar("F", bound=Callable[..., Any])
 _UNDECODABLE = (ValueError, TypeError, UnicodeDecodeError)
 """What a codec raises on bytes it cannot read (json.JSONDecodeError is a ValueError)."""
 _monotonic = time.monotonic
@@ -105,6 +106,10 @@ class EngineCore:
                  target: str | None = None):
         from toolkit.runtime._client import is_cluster
 
+        if inspect.iscoroutinefunction(getattr(client, "execute_command", None)) != self._is_async:
+            wanted, other = ("redis.asyncio", "toolkit.connect") if self._is_async else ("blocking redis-py", "toolkit.aio.connect")
+            raise ConfigurationError(f"{type(self).__name__} takes a {wanted} client, got {type(client).__name__} "
+                                     f"(use {other} for it)")
         self.policy = policy
         self.client = client
         self.cluster = is_cluster(client)
@@ -188,7 +193,7 @@ class EngineCore:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
         return False
 
-    def cached(self, namespace: str, *, params: Callable[..., Mapping[str, Any]] | None = None) -> Callable[[Callable], Callable]:
+    def cached(self, namespace: str, *, params: Callable[..., Mapping[str, Any]] | None = None) -> Callable[[F], F]:
         """Decorate a loader: calls go through ``get_or_load`` of ``namespace``, its policy deciding TTL, codec, lock.
 
         The function's parameters are the namespace's key parameters, passed by keyword or
@@ -196,16 +201,18 @@ class EngineCore:
         other arguments). Sync functions on ``Engine``, coroutine functions on ``AsyncEngine``.
         """
         handle = self._handle(namespace)
+        if params is not None and not callable(params):
+            raise PolicyViolation(f"cached({namespace!r}): params= takes a function mapping a call's arguments to the key's")
         if handle.ns.type not in ("string", "hash"):
             raise PolicyViolation(f"namespace {namespace!r} is a {handle.ns.type}: only string and hash namespaces cache loaders")
 
-        def decorate(fn: Callable) -> Callable:
+        def decorate(fn: F) -> F:
             if inspect.iscoroutinefunction(fn) != self._is_async:
                 wanted = "coroutine functions (async def)" if self._is_async else "plain functions, not async def"
                 raise PolicyViolation(f"{type(self).__name__}.cached decorates {wanted}: {fn.__qualname__}")
             key_params = params or _key_binder(fn, handle)
             wrapper = self._cached_wrapper(fn, handle, key_params)
-            return functools.wraps(fn)(wrapper)
+            return cast(F, functools.wraps(fn)(wrapper))
 
         return decorate
 

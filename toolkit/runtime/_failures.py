@@ -7,6 +7,7 @@ is told. Both the engine and its pipelines (and the asyncio engine to come) read
 
 from __future__ import annotations
 
+import os
 import re
 from typing import NamedTuple
 
@@ -117,11 +118,14 @@ def describe(exc: BaseException | None, reason: str) -> str:
 
 
 def _errno_text(exc: BaseException) -> str:
-    """The operating system's words for a socket error (``Connection refused``), found on the cause chain."""
+    """The operating system's words for a socket error (``Connection refused``), found on the cause chain.
+
+    From the errno, never the error's own text: asyncio's says "Connect call failed ('host', port)".
+    """
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
+        if isinstance(seen, OSError) and seen.errno:
+            return os.strerror(seen.errno)
         seen = seen.__cause__ or seen.__context__
     return ""
 

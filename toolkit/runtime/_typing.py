@@ -7,7 +7,7 @@ time: calling another type's method raises PolicyViolation before anything is se
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -53,33 +53,34 @@ class AnyHandle(Protocol):
 
 
 class AsyncAnyHandle(Protocol):
-    """The asyncio engine's handles: the same methods (arguments as in ``AnyHandle``), each awaited."""
+    """The asyncio engine's handles: the same methods (arguments as in ``AnyHandle``), each awaited; a coroutine
+    type, so that a forgotten ``await`` is flagged. ``key`` sends nothing and returns the key itself."""
 
     ns: Namespace
     key: Callable[..., str]
-    delete: Callable[..., Awaitable[int]]
-    exists: Callable[..., Awaitable[int]]
-    ttl: Callable[..., Awaitable[int]]
-    pttl: Callable[..., Awaitable[int]]
-    expire: Callable[..., Awaitable[bool]]
-    persist: Callable[..., Awaitable[bool]]
-    get: Callable[..., Awaitable[Any]]
-    set: Callable[..., Awaitable[bool | None]]
-    mget: Callable[..., Awaitable[list[Any]]]
-    mset: Callable[..., Awaitable[bool]]
-    get_or_load: Callable[..., Awaitable[Any]]
-    hget: Callable[..., Awaitable[Any]]
-    hmget: Callable[..., Awaitable[list[Any]]]
-    hgetall: Callable[..., Awaitable[dict[str, Any]]]
-    hset: Callable[..., Awaitable[int | None]]
-    hdel: Callable[..., Awaitable[int]]
-    lpush: Callable[..., Awaitable[int | None]]
-    rpush: Callable[..., Awaitable[int | None]]
-    lpop: Callable[..., Awaitable[Any]]
-    rpop: Callable[..., Awaitable[Any]]
-    lrange: Callable[..., Awaitable[list[Any]]]
-    llen: Callable[..., Awaitable[int]]
-    incr: Callable[..., Awaitable[int | None]]
-    incrby: Callable[..., Awaitable[int | None]]
-    decr: Callable[..., Awaitable[int | None]]
-    decrby: Callable[..., Awaitable[int | None]]
+    delete: Callable[..., Coroutine[Any, Any, int]]
+    exists: Callable[..., Coroutine[Any, Any, int]]
+    ttl: Callable[..., Coroutine[Any, Any, int]]
+    pttl: Callable[..., Coroutine[Any, Any, int]]
+    expire: Callable[..., Coroutine[Any, Any, bool]]
+    persist: Callable[..., Coroutine[Any, Any, bool]]
+    get: Callable[..., Coroutine[Any, Any, Any]]
+    set: Callable[..., Coroutine[Any, Any, bool | None]]
+    mget: Callable[..., Coroutine[Any, Any, list[Any]]]
+    mset: Callable[..., Coroutine[Any, Any, bool]]
+    get_or_load: Callable[..., Coroutine[Any, Any, Any]]
+    hget: Callable[..., Coroutine[Any, Any, Any]]
+    hmget: Callable[..., Coroutine[Any, Any, list[Any]]]
+    hgetall: Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+    hset: Callable[..., Coroutine[Any, Any, int | None]]
+    hdel: Callable[..., Coroutine[Any, Any, int]]
+    lpush: Callable[..., Coroutine[Any, Any, int | None]]
+    rpush: Callable[..., Coroutine[Any, Any, int | None]]
+    lpop: Callable[..., Coroutine[Any, Any, Any]]
+    rpop: Callable[..., Coroutine[Any, Any, Any]]
+    lrange: Callable[..., Coroutine[Any, Any, list[Any]]]
+    llen: Callable[..., Coroutine[Any, Any, int]]
+    incr: Callable[..., Coroutine[Any, Any, int | None]]
+    incrby: Callable[..., Coroutine[Any, Any, int | None]]
+    decr: Callable[..., Coroutine[Any, Any, int | None]]
+    decrby: Callable[..., Coroutine[Any, Any, int | None]]
