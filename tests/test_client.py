@@ -250,9 +250,13 @@ class AclTokenMint(IdentityProviderInterface):
         self.issued: list[str] = []
         self._retired = threading.Event()
 
+    delay = 0.0
+    """Seconds each token request takes, as an HTTP request to Entra ID would."""
+
     def request_token(self, force_refresh: bool = False) -> JWToken:
         if self._retired.is_set():
             raise RequestTokenErr("retired by the test")
+        time.sleep(self.delay)
         token = jwt.encode({"oid": self.oid, "exp": int(time.time()) + 4}, "k" * 32, algorithm="HS256")
         for admin in self.admins:
             admin.acl_setuser(self.oid, enabled=True, passwords=[f"+{token}"], keys=["*"], channels=["*"], categories=["+@all"])

@@ -94,6 +94,10 @@ def build_client(target: Target, *, identity_provider: IdentityProviderInterface
 async def build_async_client(target: Target, *, identity_provider: IdentityProviderInterface | None = None,
                              token_manager_config: TokenManagerConfig | None = None) -> Any:
     """``build_client`` for ``redis.asyncio``: a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``."""
+    if target.auth.type == "entra-id":  # importing redis-entraid and MSAL takes about 0.1 s: not on the event loop
+        import asyncio
+
+        await asyncio.to_thread(_import_entra)
     steps = Steps(_build(target, _kit(True), identity_provider, token_manager_config))
     for awaitable in steps:
         try:
@@ -103,12 +107,25 @@ async def build_async_client(target: Target, *, identity_provider: IdentityProvi
     return steps.value
 
 
+def _import_entra() -> None:
+    import redis_entraid.cred_provider  # noqa: F401
+    import redis_entraid.identity_provider  # noqa: F401
+
+
 def _build(target: Target, kit: _Kit, identity_provider: IdentityProviderInterface | None,
            token_manager_config: TokenManagerConfig | None) -> Flow:
     """Both builders' one flow: it yields what the asyncio builder must await (the blocking one gets results)."""
     endpoint = _endpoint(target)
     options = {**_connection_options(target), **_tls_options(target, endpoint),
                **_auth_options(target, endpoint, identity_provider, token_manager_config)}
+    if kit.is_async and "credential_provider" in options:
+        import asyncio
+
+        from toolkit.runtime._tokens import prefetch_tokens
+
+        tokens = prefetch_tokens(options["credential_provider"])
+        if tokens is not None:  # redis-py would ask Entra ID on the event loop: the first token comes from a thread
+            yield asyncio.to_thread(tokens.prime)
     policy = target.instance.clustering_policy
     if policy == "OSSCluster":
         return (yield from _cluster_client(target, endpoint, options, kit))
@@ -156,12 +173,17 @@ def _stop_refresh(manager: Any) -> None:
     """Stop a token manager's refresh chain.
 
     ``stop()`` cancels the blocking chain's timer; the asyncio chain (``start_async``) does not keep
-    the handle of its next ``call_later``, so it is disarmed instead: with no listener callback the
-    next renewal ends the chain (after at most one more token request).
+    the handle of its next ``call_later``, so it is disarmed instead: its next renewal gets the old
+    token from the stopped PrefetchedTokens (no request to Azure) and, with no listener callback,
+    ends the chain.
     """
     if manager is None:
         return
     manager.stop()
+    from toolkit.runtime._tokens import PrefetchedTokens
+
+    if isinstance(getattr(manager, "_idp", None), PrefetchedTokens):
+        manager._idp.stop()
     listener = getattr(manager, "_listener", None)
     if listener is not None:
         listener.on_next = None
