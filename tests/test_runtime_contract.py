@@ -394,3 +394,21 @@ def test_the_sync_engine_refuses_coroutine_loaders(tmp_path, redis_client):
     with pytest.raises(PolicyViolation, match="toolkit.aio"):
         engine.namespace("name").get_or_load(fetch, user_id=1)
     assert redis_client.get("name:1") is None
+
+
+def test_recent_results_are_kept_only_briefly():
+    """What single-flight remembers of finished loads is bounded in time and count: no loaded values piling up."""
+    import time as clock
+
+    from toolkit.runtime._flight import Recent
+
+    recent = Recent()
+    before = clock.monotonic()
+    recent.record("a", "value")
+    assert recent.since("a", before) == (True, "value") and recent.since("a", clock.monotonic()) == (False, None)
+    recent._done["a"] = (clock.monotonic() - 2 * Recent.KEEP_S, "old")
+    recent.record("b", "value")
+    assert "a" not in recent._done
+    for i in range(Recent.LIMIT + 10):
+        recent.record(str(i), i)
+    assert len(recent._done) == Recent.LIMIT

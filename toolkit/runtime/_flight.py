@@ -20,8 +20,13 @@ from toolkit.runtime._flows import BUSY
 
 
 class Recent:
-    """Each key's last successful result and when it finished, for the most recent ``LIMIT`` keys."""
+    """Each key's last successful result and when it finished, for ``KEEP_S`` seconds at most.
 
+    The race it closes lasts from a caller's cache read to its entering the flight: a round trip
+    and some scheduling. Keeping results longer would only hold loaded values in memory for nothing.
+    """
+
+    KEEP_S = 1.0
     LIMIT = 4096
 
     def __init__(self) -> None:
@@ -35,10 +40,15 @@ class Recent:
         return (True, done[1]) if done is not None and done[0] > since else (False, None)
 
     def record(self, key: str, value: Any) -> None:
-        self._done.pop(key, None)
-        self._done[key] = (time.monotonic(), value)
-        if len(self._done) > self.LIMIT:
-            del self._done[next(iter(self._done))]
+        now = time.monotonic()
+        done = self._done
+        done.pop(key, None)
+        done[key] = (now, value)
+        while done:  # oldest first: drop what is too old to matter, and past LIMIT entries
+            oldest = next(iter(done))
+            if len(done) <= self.LIMIT and now - done[oldest][0] <= self.KEEP_S:
+                break
+            del done[oldest]
 
 
 @dataclass
