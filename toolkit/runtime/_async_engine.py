@@ -117,7 +117,7 @@ class AsyncEngine(EngineCore):
         if read is None:
             return await self._drive(cache.get_or_load(handle, loader, params))
         found, value = await self.run(read.op)
-        return cache.hit(handle, value) if found else await self._drive(cache.miss(handle, loader, params, read))
+        return cache.hit(handle, value) if found else await self._perform(cache.miss(handle, loader, params, read))
 
     def _cached_wrapper(self, fn: Callable, handle: Any, key_params: Callable[..., Mapping[str, Any]]) -> Callable:
         async def cached(*args: Any, **kwargs: Any) -> Any:

@@ -70,10 +70,10 @@ class CacheAside:
         next(self._hits[handle.ns.name])
         return value
 
-    def miss(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any], read: Read) -> Flow:
-        """After ``plain_read`` missed: load once per key in the process (the Flight)."""
-        next(self._stats.counter(handle.ns.name, "misses"))
-        return (yield Flight(read.key, self._fill(handle, read.key, params, loader), since=read.at))
+    def miss(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any], read: Read) -> Flight:
+        """After ``plain_read`` missed: the request that loads once per key in the process (the engine performs it)."""
+        self._stats.add(handle.ns.name, "misses")
+        return Flight(read.key, self._fill(handle, read.key, params, loader), since=read.at)
 
     def get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Flow:
         """The whole of it for namespaces with ``early_refresh``: GET and PTTL, then XFetch's decision."""

@@ -80,7 +80,7 @@ class Engine(EngineCore):
         if read is None:
             return self._drive(cache.get_or_load(handle, loader, params))
         found, value = self.run(read.op)
-        return cache.hit(handle, value) if found else self._drive(cache.miss(handle, loader, params, read))
+        return cache.hit(handle, value) if found else self._perform(cache.miss(handle, loader, params, read))
 
     def _call_loader(self, loader: Callable[[], Any]) -> Any:
         return _refuse_awaitables(loader())
