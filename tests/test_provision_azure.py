@@ -242,7 +242,7 @@ def test_create_only_update_refused_by_azure_is_one_line(arm: ArmEmulator, amr: 
     backend = open_backend(target, credential=FakeCredential())
     plan = compute_plan(policy, target, backend.read(), publish=False)
     with pytest.raises(ToolkitError, match=r"\(409 Conflict\): modules can only be set when the database is created"):
-        backend.apply(plan, [Change("database", "modules", UPDATE, [], ["RedisJSON"])], lambda message: None)
+        backend.apply(plan.live, [Change("database", "modules", UPDATE, [], ["RedisJSON"])], lambda message: None)
     backend.close()
     assert arm.database(RG, CLUSTER)["properties"]["modules"] == []
 

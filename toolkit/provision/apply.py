@@ -6,45 +6,31 @@ all, so a pipeline never ends up half way between two policies because of a know
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from toolkit.errors import ConfigurationError, ToolkitError
 from toolkit.policy.model import PolicySet, Target
 from toolkit.policy.published import publish as publish_policy
 from toolkit.provision import _dataplane
-from toolkit.provision.plan import Change, Plan, compute_plan
+from toolkit.provision.changes import Change
+from toolkit.provision.plan import Plan, compute_plan
+from toolkit.provision.providers import Backend, provider
 from toolkit.provision.state import LiveState
 
 APPLIED, NO_CHANGES, REFUSED = "applied", "no-changes", "refused"
 
 
-class Backend(Protocol):
-    """What plan and apply need from a provider: azure.AzureBackend and plain.PlainBackend."""
-
-    def read(self) -> LiveState: ...
-
-    def apply(self, plan: Plan, changes: Sequence[Change], progress: Callable[[str], None]) -> list[str]: ...
-
-    @property
-    def data_client(self) -> Any: ...
-
-    def close(self) -> None: ...
-
-
 def open_backend(target: Target, *, credential: Any = None, **azure_options: Any) -> Backend:
-    """The backend for ``target``'s provider; ``credential``/``azure_options`` matter to Azure targets only."""
+    """The backend of ``target``'s provider; ``credential``/``azure_options`` matter to Azure targets only."""
+    try:
+        rules = provider(target.provider)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"target {target.name}: {exc}") from None
     if target.provider == "azure-managed-redis":
-        from toolkit.provision.azure import AzureBackend
-
-        return AzureBackend(target, credential=credential, **azure_options)
-    if target.provider == "redis":
-        from toolkit.provision.plain import PlainBackend
-
-        return PlainBackend(target)
-    raise ConfigurationError(f"target {target.name}: plan and apply manage azure-managed-redis and redis targets; "
-                             f"{target.provider} settings are managed in the Azure portal or with azure-mgmt-redis")
+        return rules.backend(target, credential=credential, **azure_options)
+    return rules.backend(target)
 
 
 def _data_plane_errors() -> tuple[type[BaseException], ...]:
@@ -87,7 +73,7 @@ def apply_plan(plan: Plan, backend: Backend, policy: PolicySet, *, publish: bool
     changes = tuple(c for c in plan.pending if c.resource != "policy")
     notes: list[str] = []
     if changes:
-        notes.extend(backend.apply(plan, changes, progress))
+        notes.extend(backend.apply(plan.live, changes, progress))
         progress("verifying: reading the instance again")
         left = compute_plan(policy, plan.target, backend.read(), publish=False).pending
         if left:

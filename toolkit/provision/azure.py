@@ -14,14 +14,26 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigurationError, ToolkitError
 from toolkit.policy.model import InstancePolicy, Module, Persistence, Target, resolve_env
 from toolkit.policy.secrets import Redactor, shown
-from toolkit.provision.plan import CLUSTER_FIELDS, CREATE, DATABASE_FIELDS, Change, Plan, declared_port
-from toolkit.provision.state import ArmStatus, LiveState
+from toolkit.provision.changes import (
+    BLOCKED,
+    CREATE,
+    ERROR,
+    UPDATE,
+    WARNING,
+    Change,
+    Finding,
+    declared_items,
+    persistence_note,
+    same,
+)
+from toolkit.provision.state import ArmStatus, LiveState, to_json
 
 ARM_ENDPOINT_ENV = "TOOLKIT_ARM_ENDPOINT"
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
@@ -62,6 +74,208 @@ def _message(exc: Any) -> str:
 def _one_line(text: str, limit: int = 400) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- rules (no I/O) ------------------------------------------------------------------------------
+
+CLUSTER_FIELDS = ("sku", "capacity", "high_availability", "minimum_tls_version", "public_network_access")
+DATABASE_FIELDS = ("client_protocol", "clustering_policy", "eviction_policy", "persistence", "modules",
+                   "access_keys_authentication", "geo_replication_group")
+CAPACITY_FAMILIES = ("Enterprise", "EnterpriseFlash")
+"""SKU families that take ``sku.capacity``; the 2025-07-01 spec: "Capacity is only used with Enterprise and
+EnterpriseFlash SKUs" (Sku.capacity in redisenterprise.json)."""
+OBSOLETE_TLS = ("1.0", "1.1")
+_RECREATE = ("export the data (az redisenterprise database export), delete the database yourself, run apply to create "
+             "it again with the new setting, then import the data")
+
+OMITTED: dict[str, object] = {
+    "high_availability": True,
+    "minimum_tls_version": "1.2",
+    "client_protocol": "Encrypted",
+    "clustering_policy": "OSSCluster",
+    "eviction_policy": "VolatileLRU",
+    "persistence": Persistence(),
+    "modules": (),
+    "access_keys_authentication": False,
+}
+"""What a 2025-07-01 response that leaves a setting out means, from redisenterprise.json (and its examples):
+- ``highAvailability``: "Enabled by default. If highAvailability is disabled, the data set is not replicated."
+- ``minimumTlsVersion``: "TLS 1.0 and TLS 1.1 are now completely obsolete -- you cannot use them", so 1.2.
+- ``clientProtocol``: "Default is TLS-encrypted." ``clusteringPolicy``: "default is OSSCluster".
+- ``evictionPolicy``: "Default is VolatileLRU". ``persistence``: absent means neither AOF nor RDB.
+- ``modules``: absent means none. ``accessKeysAuthentication``: "default": "Disabled".
+``publicNetworkAccess`` has no default: "null is returned only for clusters created using an old API
+version", so it reads as not reported. ``sku.capacity`` and ``geoReplication`` absent mean none."""
+
+
+def capacity_used(sku: str | None) -> bool:
+    """Whether ``sku`` takes a capacity (Enterprise_E10 yes, Balanced_B5 no); an unknown sku: assume yes."""
+    return sku is None or sku.split("_", 1)[0] in CAPACITY_FAMILIES
+
+
+class AzureProvider:
+    """Azure's rules: what changes in place, what needs a new resource (blocked), what a new one defaults to."""
+
+    name = "azure-managed-redis"
+
+    def changes(self, target: Target, live: LiveState, *, prune: bool) -> Iterator[Change]:
+        declared = target.instance
+        if not live.cluster_exists:
+            yield self._create_cluster(target, declared)
+        if not live.database_exists:
+            yield self._create_database(target, declared)
+        sku = declared.sku or live.settings.sku
+        for name, want in declared_items(declared, CLUSTER_FIELDS + DATABASE_FIELDS):
+            resource = "cluster" if name in CLUSTER_FIELDS else "database"
+            if not (live.cluster_exists if resource == "cluster" else live.database_exists):
+                continue  # the create change carries it
+            have = getattr(live.settings, name)
+            if name == "capacity" and not capacity_used(sku):
+                yield Change(resource, name, BLOCKED, to_json(have), want,
+                             reason=f"capacity is used only with Enterprise and EnterpriseFlash SKUs; the cluster's "
+                                    f"SKU is {sku}", remedy="remove capacity from the instance policy")
+            elif not same(name, want, have):
+                yield self._change(resource, name, have, want)
+        port = declared_port(target)
+        if live.database_exists and port is not None and live.port is not None and port != live.port:
+            yield Change("database", "port", BLOCKED, live.port, _shown_port(target, port),
+                         reason="the port is chosen when the database is created (Azure Managed Redis accepts only 10000)",
+                         remedy=f"set the target's port to {live.port}", data_loss=True)
+
+    @staticmethod
+    def _change(resource: str, name: str, have: object, want: object) -> Change:
+        before, after = to_json(have), to_json(want)
+        if name == "high_availability" and have is True and want is False:
+            return Change(resource, name, BLOCKED, before, after, data_loss=True,
+                          reason="high availability cannot be switched off on an existing cluster",
+                          remedy="keep high_availability: true, or create a new cluster without it and migrate the data")
+        if name == "clustering_policy" and have != "NoCluster":
+            return Change(resource, name, BLOCKED, before, after, data_loss=True,
+                          reason=f"the clustering policy can change only from NoCluster: going from {have} to {want} "
+                                 f"means deleting and re-creating the database, which loses all its data",
+                          remedy=f"declare clustering_policy: {have} (or auto), or {_RECREATE}")
+        if name in ("modules", "geo_replication_group"):
+            label = "modules" if name == "modules" else "the geo-replication group"
+            return Change(resource, name, BLOCKED, before, after, data_loss=True,
+                          reason=f"{label} can be chosen only when the database is created",
+                          remedy=f"declare {name}: {_show(before)} to match the instance, or {_RECREATE}")
+        return Change(resource, name, UPDATE, before, after, note=_update_note(name, have, want))
+
+    @staticmethod
+    def _create_cluster(target: Target, declared: InstancePolicy) -> Change:
+        assert target.azure is not None
+        location = _resolved(target.azure.location, f"target {target.name}: azure.location")
+        missing = [label for label, value in (("azure.location", location), ("instance.sku", declared.sku),
+                                              ("instance.public_network_access", declared.public_network_access))
+                   if value is None]
+        after = {"location": shown(target.azure.location) if location is not None else None,
+                 **{n: to_json(v) for n, v in declared_items(declared, CLUSTER_FIELDS)}}
+        if missing:
+            return Change("cluster", "", BLOCKED, None, after,
+                          reason=f"cluster {target.azure.cluster!r} does not exist and cannot be created: "
+                                 f"the target does not declare {', '.join(missing)}",
+                          remedy=f"declare {', '.join(missing)} in target {target.name!r}, or point azure.cluster at an "
+                                 f"existing cluster")
+        return Change("cluster", "", CREATE, None, after, note="a new cluster takes several minutes to provision")
+
+    @staticmethod
+    def _create_database(target: Target, declared: InstancePolicy) -> Change:
+        after: dict[str, object] = {n: to_json(v) for n, v in declared_items(declared, DATABASE_FIELDS)}
+        port = declared_port(target)
+        if port is not None:
+            after["port"] = _shown_port(target, port)
+        notes = []
+        if "clustering_policy" not in after:
+            notes.append("clustering_policy is not declared: Azure uses OSSCluster, which can never be changed afterwards")
+        if "access_keys_authentication" not in after:
+            notes.append("access_keys_authentication is not declared: Azure disables access keys")
+        return Change("database", "", CREATE, None, after, note="; ".join(notes))
+
+    def effective(self, target: Target, live: LiveState) -> InstancePolicy:
+        declared, have = target.instance, live.settings
+        gone = set(CLUSTER_FIELDS if not live.cluster_exists else ()) | set(DATABASE_FIELDS if not live.database_exists else ())
+        values: dict[str, Any] = {}
+        for f in fields(InstancePolicy):
+            want = getattr(declared, f.name)
+            if want is not None and want != "auto":
+                values[f.name] = want
+            elif f.name in gone:  # created now: Azure's default for what the policy leaves out
+                values[f.name] = OMITTED.get(f.name)
+            else:
+                values[f.name] = getattr(have, f.name)
+        return InstancePolicy(**values)
+
+    def findings(self, target: Target, live: LiveState, effective: InstancePolicy) -> Iterator[Finding]:
+        at = ("targets", target.name)
+        if target.auth.type == "access-key" and effective.access_keys_authentication is False:
+            yield Finding(ERROR, "access-key-disabled",
+                          "the target authenticates with an access key but access_keys_authentication is disabled: "
+                          "declare access_keys_authentication: true, or switch the target's auth to entra-id", at + ("auth",))
+        yield from _redisearch(target, effective)
+        if effective.minimum_tls_version in OBSOLETE_TLS:
+            yield Finding(WARNING, "obsolete-tls",
+                          f"the cluster allows TLS {effective.minimum_tls_version}, which the 2025-07-01 API calls "
+                          f"\"completely obsolete\": declare minimum_tls_version: \"1.2\"", at + ("instance",))
+        for resource, status in (("cluster", live.cluster_status), ("database", live.database_status)):
+            if status is not None and status.busy:
+                yield Finding(WARNING, "operation-in-progress",
+                              f"the {resource} is {status.provisioning}: Azure refuses changes (409) until it finishes", at)
+        host = _resolved(target.host, f"target {target.name}: host")
+        if host and live.host_name and host.lower() != live.host_name.lower():
+            yield Finding(WARNING, "host-mismatch",
+                          f"the target connects to {shown(target.host)} but this cluster's host name is {live.host_name}",
+                          at + ("host",))
+
+    def backend(self, target: Target, **options: Any) -> AzureBackend:
+        return AzureBackend(target, **options)
+
+
+def _redisearch(target: Target, eff: InstancePolicy) -> Iterator[Finding]:
+    """RediSearch needs the Enterprise clustering policy and NoEviction."""
+    if any(m.name == "RediSearch" for m in eff.modules or ()) and (
+            eff.clustering_policy != "EnterpriseCluster" or (eff.eviction_policy or "") != "NoEviction"):
+        yield Finding(ERROR, "redisearch-requirements",
+                      f"RediSearch needs clustering_policy EnterpriseCluster and eviction_policy NoEviction "
+                      f"(here {eff.clustering_policy} and {eff.eviction_policy or 'unknown'}); Azure refuses anything else",
+                      ("targets", target.name, "instance", "modules"))
+
+
+def _update_note(name: str, have: object, want: object) -> str:
+    if name in ("sku", "capacity"):
+        return "scales the cluster in place; Azure refuses a size it cannot scale to (that would need a new cluster)"
+    if name == "access_keys_authentication" and want is False:
+        return "disabling access keys ends every connection that authenticated with one"
+    if name == "public_network_access" and want is False:
+        return "clients outside a private endpoint lose access"
+    if name == "client_protocol":
+        return "clients must switch TLS at the same time (the target's tls setting)"
+    if name == "clustering_policy":
+        return "from NoCluster; OSSCluster then needs a cluster-aware client" if want == "OSSCluster" else "from NoCluster"
+    return persistence_note(want) if name == "persistence" else ""
+
+
+def _resolved(value: str | int | None, where: str) -> str | None:
+    try:
+        return resolve_env(value, where)
+    except ConfigurationError:
+        return None
+
+
+def declared_port(target: Target) -> int | None:
+    port = _resolved(target.port, f"target {target.name}: port")
+    return int(port) if port and port.isdigit() else None
+
+
+def _shown_port(target: Target, port: int) -> int | str:
+    """The declared port as a plan shows it: the number when the policy says it, else the ``${VAR}`` reference."""
+    written = shown(target.port)
+    return port if written == str(port) else written or ""
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value)
 
 
 class AzureBackend:
@@ -197,11 +411,11 @@ class AzureBackend:
 
     # -- write ---------------------------------------------------------------------------------
 
-    def apply(self, plan: Plan, changes: Sequence[Change], progress: Callable[[str], None]) -> list[str]:
+    def apply(self, live_state: LiveState, changes: Sequence[Change], progress: Callable[[str], None]) -> list[str]:
         """Create or update the cluster, then the database, following each long-running operation to its end."""
         from azure.mgmt.redisenterprise import models
 
-        declared, live = plan.target.instance, plan.live.settings
+        declared, live = self.target.instance, live_state.settings
         cluster_changes = [c for c in changes if c.resource == "cluster"]
         database_changes = [c for c in changes if c.resource == "database"]
         notes: list[str] = []
@@ -299,3 +513,6 @@ class AzureBackend:
             self._data_client.close()
             self._data_client = None
         self.client.close()
+
+
+PROVIDER = AzureProvider()

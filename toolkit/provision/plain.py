@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any
 
 from toolkit.errors import ToolkitError
 from toolkit.policy.model import InstancePolicy, Target
 from toolkit.policy.secrets import Redactor
 from toolkit.provision import _dataplane
-from toolkit.provision.plan import Change, Plan
+from toolkit.provision.changes import BLOCKED, UPDATE, WARNING, Change, Finding, declared_items, persistence_note, same
 from toolkit.provision.state import (
     EVICTION_TO_REDIS,
     LiveState,
@@ -24,6 +25,47 @@ from toolkit.provision.state import (
     persistence_to_redis,
     to_json,
 )
+
+MANAGED = ("clustering_policy", "eviction_policy", "persistence")
+
+
+class PlainProvider:
+    """The rules for ``provider: redis``: eviction and persistence change with CONFIG SET, cluster mode never."""
+
+    name = "redis"
+
+    def changes(self, target: Target, live: LiveState, *, prune: bool) -> Iterator[Change]:
+        for name, want in declared_items(target.instance, MANAGED):
+            have = getattr(live.settings, name)
+            if same(name, want, have) and name not in live.divergent:
+                continue
+            before = live.divergent.get(name) or to_json(have)
+            after = to_json(want)
+            if name != "clustering_policy":
+                yield Change("server", name, UPDATE, before, after, note=persistence_note(want) if name == "persistence" else "")
+            elif want == "EnterpriseCluster":
+                yield Change("server", name, BLOCKED, before, after, reason="EnterpriseCluster is an Azure proxy; "
+                             "a plain Redis server is either a cluster (OSSCluster) or not (NoCluster)",
+                             remedy=f"declare clustering_policy: {have} (or auto)")
+            else:
+                yield Change("server", name, BLOCKED, before, after, data_loss=True,
+                             reason="cluster mode (cluster-enabled) is fixed when redis-server starts",
+                             remedy=f"declare clustering_policy: {have} (or auto), or rebuild the deployment "
+                                    f"{'with' if want == 'OSSCluster' else 'without'} --cluster-enabled yes and reload the data")
+
+    def effective(self, target: Target, live: LiveState) -> InstancePolicy:
+        declared, have = target.instance, live.settings
+        return InstancePolicy(**{f.name: getattr(declared, f.name) if getattr(declared, f.name) not in (None, "auto")
+                                 else getattr(have, f.name) for f in fields(InstancePolicy)})
+
+    def findings(self, target: Target, live: LiveState, effective: InstancePolicy) -> Iterator[Finding]:
+        for name, how in sorted(live.divergent.items()):
+            if getattr(target.instance, name) is None:
+                yield Finding(WARNING, "nodes-disagree", f"the cluster's nodes disagree on {name}: {how}",
+                              ("targets", target.name))
+
+    def backend(self, target: Target, **options: Any) -> PlainBackend:
+        return PlainBackend(target)
 
 
 def _text(value: Any) -> str:
@@ -97,9 +139,9 @@ class PlainBackend:
             clustering_policy="OSSCluster" if int(cluster) else "NoCluster",
         )
 
-    def apply(self, plan: Plan, changes: Sequence[Change], progress: Callable[[str], None]) -> list[str]:
+    def apply(self, live: LiveState, changes: Sequence[Change], progress: Callable[[str], None]) -> list[str]:
         """CONFIG SET the changed settings on every node, then try to persist them; returns notes for the user."""
-        declared = plan.target.instance
+        declared = self.target.instance
         pairs: list[tuple[str, str]] = []
         for change in changes:
             if change.setting == "eviction_policy":
@@ -134,3 +176,6 @@ class PlainBackend:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+PROVIDER = PlainProvider()
