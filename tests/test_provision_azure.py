@@ -122,7 +122,7 @@ def test_eviction_change_applied_through_a_polled_202(arm: ArmEmulator, amr: Pol
                              {"properties": {"evictionPolicy": "AllKeysLRU"}})]
     assert status_polls(arm) == 2  # InProgress, then Succeeded
     assert arm.database(RG, CLUSTER)["properties"]["evictionPolicy"] == "AllKeysLRU"
-    assert "updating database default: Succeeded" in captured.err
+    assert "updating database cache1/default: Succeeded" in captured.err
     assert "Apply complete: 1 instance change made, policy published." in captured.out
     assert redis_client.hget(POLICY_KEY, "digest").decode() == toolkit.load(amr.directory).digest
 
@@ -208,7 +208,7 @@ def test_a_500_then_success(arm: ArmEmulator, amr: Policy) -> None:
 @pytest.mark.parametrize("method, status, code, expected", [
     ("GET", 403, "AuthorizationFailed", "Azure denied reading cluster cache1 (403 AuthorizationFailed)"),
     ("GET", 401, "InvalidAuthenticationToken", "Azure authentication failed while reading cluster cache1"),
-    ("PATCH", 409, "Conflict", "Azure refused updating database default (409 Conflict)"),
+    ("PATCH", 409, "Conflict", "Azure refused updating database cache1/default (409 Conflict)"),
 ])
 def test_azure_errors_are_one_clear_line(arm: ArmEmulator, amr: Policy, capsys, method: str, status: int, code: str,
                                          expected: str) -> None:
@@ -224,7 +224,7 @@ def test_failed_operation_is_one_clear_line(arm: ArmEmulator, amr: Policy, capsy
     arm.operation_error = {"code": "InternalServerError", "message": "The operation failed on the cache nodes."}
     assert amr.run("apply", "--no-publish") == 1
     (line,) = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
-    assert line.endswith("error: Azure reports that updating database default failed (InternalServerError): "
+    assert line.endswith("error: Azure reports that updating database cache1/default failed (InternalServerError): "
                          "The operation failed on the cache nodes.")
 
 

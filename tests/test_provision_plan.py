@@ -177,12 +177,26 @@ def test_access_key_auth_with_access_keys_disabled_blocks(tmp_path: Path) -> Non
     assert _codes(plan, ERROR) == [] and [c.setting for c in plan.changes] == ["access_keys_authentication"]
 
 
-def test_redisearch_needs_enterprise_cluster_and_noeviction(tmp_path: Path) -> None:
+def test_redisearch_requirements_are_a_warning_quoting_the_sources_that_disagree(tmp_path: Path) -> None:
+    """Microsoft's documentation requires EnterpriseCluster + NoEviction; the 2025-07-01 specification's examples
+    run RediSearch with OSSCluster and AllKeysLRU. Sources that disagree make a warning that quotes both."""
     live = azure_live(modules=(Module("RediSearch"),))
     policy = load(tmp_path, "clustering_policy: EnterpriseCluster\nmodules: [RediSearch]")
-    assert _codes(plan_of(policy, live), ERROR) == ["redisearch-requirements"]
+    plan = plan_of(policy, live)
+    assert _codes(plan, ERROR) == [] and _codes(plan, WARNING) == ["redisearch-requirements"]
+    (finding,) = plan.findings
+    assert "with eviction_policy VolatileLRU:" in finding.message and "clustering_policy" not in finding.message.split(":")[0]
+    assert '"The RediSearch module requires use of the Enterprise clustering policy and the NoEviction eviction policy"' \
+        in finding.message
+    assert "RedisEnterpriseDatabasesGet.json with OSSCluster and AllKeysLRU" in finding.message
+    assert finding.path == ("targets", "amr", "instance", "modules")
+    policy = load(tmp_path, "clustering_policy: OSSCluster\nmodules: [RediSearch]\neviction_policy: NoEviction")
+    plan = plan_of(policy, replace(live, settings=replace(live.settings, clustering_policy="OSSCluster")))
+    (finding,) = [f for f in plan.findings if f.code == "redisearch-requirements"]
+    assert finding.message.startswith("RediSearch with clustering_policy OSSCluster:")
+    assert "\"OSS clustering policy can't be used with the RediSearch module\"" in finding.message
     policy = load(tmp_path, "clustering_policy: EnterpriseCluster\nmodules: [RediSearch]\neviction_policy: NoEviction")
-    assert _codes(plan_of(policy, live), ERROR) == []
+    assert "redisearch-requirements" not in _codes(plan_of(policy, live), WARNING)
 
 
 def test_oss_cluster_needs_a_declared_cluster_client(tmp_path: Path) -> None:

@@ -66,9 +66,29 @@ def _flag(value: str | None) -> bool | None:
     return None if value is None else str(value).lower() == "enabled"
 
 
-def _message(exc: Any) -> str:
-    """ARM's own error message when the response carried one, else the SDK's."""
-    return _one_line(getattr(getattr(exc, "error", None), "message", None) or exc.message)
+def _azure_error(exc: Any) -> tuple[str, str]:
+    """Azure's error code and message from an HttpResponseError: the ``error`` of an error body or of a
+    Failed operation status, or the provisioningState of a resource that ended Failed; the SDK's words last."""
+    error = getattr(exc, "error", None)
+    code, message = getattr(error, "code", None), getattr(error, "message", None)
+    if not code:
+        try:
+            body = exc.response.json() if exc.response is not None else None
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            err, props = body.get("error"), body.get("properties")
+            if isinstance(err, dict) and err.get("code"):
+                code, message = err.get("code"), err.get("message")
+            elif isinstance(props, dict) and props.get("provisioningState"):
+                state = props["provisioningState"]
+                code = f"provisioningState {state}"
+                message = f"the resource ended {state}" + (
+                    f" (resourceState {props['resourceState']})" if props.get("resourceState") else "") + (
+                    "; Azure gave no error detail: see the resource's activity log")
+            elif body.get("status"):
+                code = f"status {body['status']}"
+    return str(code or exc.reason or "error"), _one_line(message or exc.message)
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -108,9 +128,13 @@ OMITTED: dict[str, object] = {
 version", so it reads as not reported. ``sku.capacity`` and ``geoReplication`` absent mean none."""
 
 
+def _family(sku: str | None) -> str | None:
+    return sku.split("_", 1)[0] if sku else None
+
+
 def capacity_used(sku: str | None) -> bool:
     """Whether ``sku`` takes a capacity (Enterprise_E10 yes, Balanced_B5 no); an unknown sku: assume yes."""
-    return sku is None or sku.split("_", 1)[0] in CAPACITY_FAMILIES
+    return sku is None or _family(sku) in CAPACITY_FAMILIES
 
 
 class AzureProvider:
@@ -230,13 +254,31 @@ class AzureProvider:
         return AzureBackend(target, **options)
 
 
+REDISEARCH_DOCS = (
+    "Microsoft's Azure Managed Redis documentation (learn.microsoft.com/azure/redis/redis-modules, 2025-05-18) says "
+    "\"The RediSearch module requires use of the Enterprise clustering policy and the NoEviction eviction policy\", "
+    "and architecture#cluster-policies \"OSS clustering policy can't be used with the RediSearch module\""
+)
+REDISEARCH_EXAMPLES = (
+    "the 2025-07-01 REST API specification's own examples disagree (RedisEnterpriseDatabasesCreate.json runs "
+    "RediSearch with EnterpriseCluster and AllKeysLRU, RedisEnterpriseDatabasesGet.json with OSSCluster and "
+    "AllKeysLRU) and its schema states no such rule"
+)
+
+
 def _redisearch(target: Target, eff: InstancePolicy) -> Iterator[Finding]:
-    """RediSearch needs the Enterprise clustering policy and NoEviction."""
-    if any(m.name == "RediSearch" for m in eff.modules or ()) and (
-            eff.clustering_policy != "EnterpriseCluster" or (eff.eviction_policy or "") != "NoEviction"):
-        yield Finding(ERROR, "redisearch-requirements",
-                      f"RediSearch needs clustering_policy EnterpriseCluster and eviction_policy NoEviction "
-                      f"(here {eff.clustering_policy} and {eff.eviction_policy or 'unknown'}); Azure refuses anything else",
+    """RediSearch's requirements, as Microsoft documents them. The specification's examples contradict the
+    documentation (see REDISEARCH_EXAMPLES), so a mismatch is a warning quoting both, not an error: the
+    service decides. Sources: MicrosoftDocs/azure-docs articles/redis/redis-modules.md and architecture.md
+    (ms.date 05/18/2025); azure-rest-api-specs redisenterprise 2025-07-01 examples."""
+    if not any(m.name == "RediSearch" for m in eff.modules or ()):
+        return
+    wrong = [f"clustering_policy {eff.clustering_policy}" for _ in [0] if eff.clustering_policy != "EnterpriseCluster"]
+    wrong += [f"eviction_policy {eff.eviction_policy}" for _ in [0] if eff.eviction_policy != "NoEviction"]
+    if wrong:
+        yield Finding(WARNING, "redisearch-requirements",
+                      f"RediSearch with {' and '.join(wrong)}: {REDISEARCH_DOCS}; {REDISEARCH_EXAMPLES}. Declare "
+                      f"clustering_policy: EnterpriseCluster and eviction_policy: NoEviction to follow the documentation",
                       ("targets", target.name, "instance", "modules"))
 
 
@@ -313,30 +355,33 @@ class AzureBackend:
     # -- errors --------------------------------------------------------------------------------
 
     @contextmanager
-    def _arm(self, what: str) -> Iterator[None]:
-        """Translate Azure SDK errors into one line that says what failed and what to do."""
+    def _arm(self, what: str, *, operation: bool = False) -> Iterator[None]:
+        """Translate Azure SDK errors into one line that says what failed and what to do.
+
+        ``operation``: the error came while following a long-running operation, so it is the
+        operation's own failure, whichever way it was followed (its status resource, its
+        ``Location``, or the resource's provisioningState)."""
         from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ServiceRequestError
 
         try:
             yield
         except ClientAuthenticationError as exc:
             raise ToolkitError(self._redact(
-                f"Azure authentication failed while {what}: {_message(exc)} (sign the pipeline in: workload identity, "
+                f"Azure authentication failed while {what}: {_azure_error(exc)[1]} (sign the pipeline in: workload identity, "
                 f"AZURE_CLIENT_ID/AZURE_TENANT_ID, managed identity or az login)")) from None
         except HttpResponseError as exc:
-            raise ToolkitError(self._redact(self._http_error(what, exc))) from None
+            raise ToolkitError(self._redact(self._http_error(what, exc, operation))) from None
         except ServiceRequestError as exc:
             raise ToolkitError(self._redact(f"cannot reach Azure Resource Manager at {self.endpoint} while {what}: "
                                             f"{_one_line(exc.message)}")) from None
         except AzureError as exc:
             raise ToolkitError(self._redact(f"Azure error while {what}: {_one_line(exc.message)}")) from None
 
-    def _http_error(self, what: str, exc: Any) -> str:
+    def _http_error(self, what: str, exc: Any, operation: bool = False) -> str:
         status = exc.status_code
-        code = getattr(exc.error, "code", None) or exc.reason or "error"
-        message = _message(exc)
+        code, message = _azure_error(exc)
         head = f"{status} {code}"
-        if status is None or status < 400:  # the long-running operation itself ended Failed or Canceled
+        if operation and status != 429 or status is None or status < 400:
             return f"Azure reports that {what} failed ({code}): {message}"
         if status == 403:
             return (f"Azure denied {what} ({head}): {message}; the pipeline identity needs read and write access to "
@@ -397,7 +442,7 @@ class AzureBackend:
                      access_keys_authentication=_flag(database.access_keys_authentication),
                      geo_replication_group=database.geo_replication.group_nickname if database.geo_replication else None)
         values: dict[str, Any] = {k: (str(v) if isinstance(v, str) else v) for k, v in {**c, **d}.items()}
-        settings = InstancePolicy(**values)
+        settings = InstancePolicy(**{k: OMITTED.get(k) if v is None else v for k, v in values.items()})  # type: ignore[arg-type]
         return LiveState(
             provider="azure-managed-redis", where=self.where, settings=settings,
             cluster_exists=cluster is not None, database_exists=database is not None,
@@ -440,22 +485,25 @@ class AzureBackend:
             new_database = models.Database(port=port, **fields)
             self._follow(lambda: self.client.databases.begin_create(self.resource_group, self.cluster_name,
                                                                     self.database_name, new_database, **self._call),
-                         f"creating database {self.database_name}", progress)
+                         f"creating database {self.cluster_name}/{self.database_name}", progress)
             notes.append(self._redact(f"created database {self.cluster_name}/{self.database_name}"))
         elif database_changes:
             names = [c.setting for c in database_changes]
             database_update = models.DatabaseUpdate(**self._database_fields(models, declared, names))
             self._follow(lambda: self.client.databases.begin_update(self.resource_group, self.cluster_name,
                                                                     self.database_name, database_update, **self._call),
-                         f"updating database {self.database_name}", progress)
+                         f"updating database {self.cluster_name}/{self.database_name}", progress)
         return notes
 
     @staticmethod
     def _cluster_fields(models: Any, declared: InstancePolicy, names: Sequence[str], live: InstancePolicy) -> dict[str, Any]:
         fields: dict[str, Any] = {}
         if "sku" in names or "capacity" in names:
-            fields["sku"] = models.Sku(name=declared.sku or live.sku,
-                                       capacity=declared.capacity if declared.capacity is not None else live.capacity)
+            sku = declared.sku or live.sku
+            capacity = declared.capacity
+            if capacity is None and _family(sku) == _family(live.sku):
+                capacity = live.capacity  # the same family counts capacity alike; another one must declare its own
+            fields["sku"] = models.Sku(name=sku, capacity=capacity if capacity_used(sku) else None)
         if "high_availability" in names:
             fields["high_availability"] = _enabled(declared.high_availability)
         if "minimum_tls_version" in names:
@@ -491,6 +539,7 @@ class AzureBackend:
         progress(f"{what}: started")
         with self._arm(what):
             poller = begin()
+        with self._arm(what, operation=True):
             while not poller.done():
                 poller.wait(timeout=PROGRESS_EVERY_S)
                 if not poller.done():
