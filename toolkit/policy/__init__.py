@@ -4,6 +4,7 @@ from toolkit.policy.loader import load
 from toolkit.policy.model import (
     BUILTIN_TIERS,
     PERSISTENT,
+    AccessPolicyAssignment,
     Auth,
     AzureRef,
     CacheAside,
@@ -21,7 +22,7 @@ from toolkit.policy.model import (
 from toolkit.policy.templates import KeyTemplate, Param, glob_escape
 
 __all__ = [
-    "BUILTIN_TIERS", "PERSISTENT", "Auth", "AzureRef", "CacheAside", "ClientOptions", "InstancePolicy",
+    "BUILTIN_TIERS", "PERSISTENT", "AccessPolicyAssignment", "Auth", "AzureRef", "CacheAside", "ClientOptions", "InstancePolicy",
     "InvalidationRule", "KeyTemplate", "Module", "Namespace", "Param", "Persistence", "PolicySet", "Target", "Tier",
     "glob_escape", "load", "resolve_env",
 ]

@@ -24,9 +24,12 @@ from toolkit.policy.classify import Classifier
 from toolkit.policy.durations import format_duration, parse_duration
 from toolkit.policy.leaks import ADVICE, find_secrets
 from toolkit.policy.model import (
+    ACCESS_POLICIES,
     BUILTIN_TIERS,
+    ENTRA_OBJECT_ID,
     PERSISTENT,
     RESERVED_PARAM_NAMES,
+    AccessPolicyAssignment,
     Auth,
     AzureRef,
     CacheAside,
@@ -226,7 +229,7 @@ class _Builder:
             tiers=MappingProxyType(tiers), namespaces=MappingProxyType(namespaces), rules=MappingProxyType(rules),
             targets=MappingProxyType(targets), parameters=MappingProxyType(parameters),
             sources=tuple(d.file for d, _ in self.docs), digest=digest, document=MappingProxyType(document),
-            classifier=Classifier(namespaces.values()),
+            classifier=Classifier(namespaces.values()), locations=_locations(self.docs),
         )
 
     # -- tiers ---------------------------------------------------------------------------------
@@ -443,6 +446,58 @@ class _Builder:
 
     # -- targets -------------------------------------------------------------------------------
 
+    def access_policy_assignments(self, entry: _Entry, provider: str, items: list[dict[str, Any]]) -> None:
+        """Entra ID access policy assignments: Azure Managed Redis only, the 'default' policy, unique object ids and names."""
+        sub = ("instance", "access_policy_assignments")
+        if provider == "azure-cache-for-redis":
+            self.error(entry, sub, "access_policy_assignments applies to azure-managed-redis targets only: Azure Cache for "
+                                   "Redis has other access policies (Data Owner, Data Contributor, Data Reader), which the "
+                                   "toolkit does not manage", key=True)
+            return
+        if provider != "azure-managed-redis":
+            return  # a plain redis target: refused with the other Azure settings
+        object_ids: dict[str, int] = {}
+        names: dict[str, int] = {}
+        for i, item in enumerate(items):
+            policy = item.get("access_policy", "default")
+            if policy not in ACCESS_POLICIES:
+                self.error(entry, sub + (i, "access_policy"), f"access policy {policy!r} does not exist: Azure Managed "
+                           "Redis has only 'default' for now (its API: 'Only \"default\" policy is supported for now'); "
+                           "write default or leave access_policy out")
+            object_id = item["object_id"]
+            key = object_id.lower() if ENTRA_OBJECT_ID.fullmatch(object_id) else object_id
+            if key in object_ids:
+                self.error(entry, sub + (i, "object_id"), f"object id {object_id!r} is already assigned by "
+                           f"{self.item(entry, sub, object_ids[key])}: one assignment per principal")
+                continue
+            object_ids[key] = i
+            name = item.get("name") or AccessPolicyAssignment(object_id).name
+            if name is None:
+                continue  # derived from a ${VAR} reference once resolved
+            if name.lower() in names:
+                where, how = ((i, "name"), "") if "name" in item else ((i, "object_id"), " (derived from this object id)")
+                self.error(entry, sub + where, f"assignment name {name!r}{how} is already used by "
+                           f"{self.item(entry, sub, names[name.lower()])}; names are unique within a database")
+                continue
+            names[name.lower()] = i
+
+    @staticmethod
+    def item(entry: _Entry, sub: tuple, index: int) -> str:
+        """``access_policy_assignments[0] (line 9)``: a list item of the entry, for messages."""
+        return f"{sub[-1]}[{index}] (line {entry.doc.position(entry.path + sub + (index,))[0]})"
+
+    def instance_rules(self, entry: _Entry, inst: dict) -> None:
+        """Rules of the Azure API (2025-07-01 redisenterprise.json) that the schema cannot say with a reason."""
+        if inst.get("minimum_tls_version") in ("1.0", "1.1"):
+            self.error(entry, ("instance", "minimum_tls_version"),
+                       f"TLS {inst['minimum_tls_version']} is obsolete: the Azure API (2025-07-01) says \"TLS 1.0 and TLS 1.1 "
+                       f"are now completely obsolete -- you cannot use them\"; declare \"1.2\"")
+        sku = inst.get("sku")
+        if "capacity" in inst and sku and sku.split("_", 1)[0] not in ("Enterprise", "EnterpriseFlash"):
+            self.error(entry, ("instance", "capacity"),
+                       f"capacity is only used with Enterprise and EnterpriseFlash SKUs (the Azure API), not {sku}: "
+                       f"remove it, the SKU name alone sets the size", key=True)
+
     def target(self, entry: _Entry) -> Target | None:
         d = entry.data
         provider = d["provider"]
@@ -457,6 +512,9 @@ class _Builder:
                                                         f"{', '.join(sorted(_PLAIN_REDIS_INSTANCE_FIELDS))}", key=True)
         elif "url" in d:
             self.error(entry, ("url",), f"a {provider} target takes host and port, not url", key=True)
+        self.instance_rules(entry, d.get("instance") or {})
+        if "access_policy_assignments" in (d.get("instance") or {}):
+            self.access_policy_assignments(entry, provider, d["instance"]["access_policy_assignments"])
         url = d.get("url")
         if url is not None and not url.startswith("${") and not re.match(r"^rediss?://", url):
             self.error(entry, ("url",), "url must start with redis:// or rediss://")
@@ -498,6 +556,17 @@ class _Builder:
             check_hostname=tls_conf.get("check_hostname", True), auth=auth, client=client, azure=azure,
             instance=_instance(d.get("instance") or {}), description=d.get("description", ""),
         )
+
+
+def _locations(docs: list[tuple[YamlDocument, set[tuple]]]) -> MappingProxyType[tuple, tuple[int, int, int]]:
+    """``PolicySet.locations``: every written path -> (file index, line, col) of its key, or of its value when it has
+    no key (a list item); a section written in several files points at the first."""
+    index: dict[tuple, tuple[int, int, int]] = {}
+    for i, (doc, _) in enumerate(docs):
+        for path, (line, col) in doc.values.items():
+            if path:
+                index.setdefault(path, (i, *doc.keys.get(path, (line, col))))
+    return MappingProxyType(index)
 
 
 def _suggest(word: str, known: Iterable[str]) -> str:
@@ -547,12 +616,19 @@ def _instance(d: dict) -> InstancePolicy:
     if "modules" in d:
         modules = tuple(sorted((Module(m) if isinstance(m, str) else Module(m["name"], m.get("args", "")) for m in d["modules"]),
                                key=lambda m: m.name))
+    assignments = None
+    if "access_policy_assignments" in d:
+        assignments = tuple(sorted((AccessPolicyAssignment(
+            a["object_id"].lower() if ENTRA_OBJECT_ID.fullmatch(a["object_id"]) else a["object_id"],
+            a.get("access_policy", "default"), a.get("name"), a.get("description", "")) for a in d["access_policy_assignments"]),
+            key=lambda a: a.object_id))
     return InstancePolicy(
         sku=d.get("sku"), capacity=d.get("capacity"), high_availability=d.get("high_availability"),
         minimum_tls_version=d.get("minimum_tls_version"), public_network_access=d.get("public_network_access"),
         client_protocol=d.get("client_protocol"), clustering_policy=d.get("clustering_policy"),
         eviction_policy=d.get("eviction_policy"), persistence=persistence, modules=modules,
         access_keys_authentication=d.get("access_keys_authentication"), geo_replication_group=d.get("geo_replication_group"),
+        access_policy_assignments=assignments,
     )
 
 

@@ -168,6 +168,50 @@ class Module:
     args: str = ""
 
 
+ENTRA_OBJECT_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+"""An Entra ID object id: a GUID (``fullmatch``). Version and variant bits are not checked (the ARM examples' ids lack them)."""
+ACCESS_POLICY_ASSIGNMENT_NAME = re.compile(r"[A-Za-z0-9]{1,60}")
+"""ARM's ``accessPolicyAssignmentName`` path parameter (redisenterprise 2025-07-01: ``^[A-Za-z0-9]{1,60}$``; ``fullmatch``)."""
+ACCESS_POLICIES = ("default",)
+"""Access policies Azure Managed Redis offers: the spec says 'Only "default" policy is supported for now'."""
+
+
+def default_assignment_name(object_id: str) -> str:
+    """The ARM assignment name for a principal when the policy names none: its object id without the hyphens,
+    lowercase (32 hex digits), since the spec's name pattern ``^[A-Za-z0-9]{1,60}$`` takes no hyphen."""
+    if not ENTRA_OBJECT_ID.fullmatch(object_id):
+        raise ValueError(f"{object_id!r} is not an Entra object id (a GUID)")
+    return object_id.replace("-", "").lower()
+
+
+@dataclass(frozen=True)
+class AccessPolicyAssignment:
+    """An Entra ID access policy assignment on an Azure Managed Redis database (ARM
+    ``Microsoft.Cache/redisEnterprise/databases/accessPolicyAssignments``): lets the principal with
+    ``object_id`` authenticate to the data plane (user = object id, password = token) under ``access_policy``."""
+
+    object_id: str
+    """The principal's Entra object id, a lowercase GUID, or a ``${VAR}`` reference (see ``resolved``)."""
+    access_policy: str = "default"
+    name: str | None = None
+    """The ARM assignment name. Left out: ``default_assignment_name(object_id)``, filled in here for a literal
+    GUID; None only while ``object_id`` is a ``${VAR}`` reference (``resolved`` fills it in)."""
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.name is None and ENTRA_OBJECT_ID.fullmatch(self.object_id):
+            object.__setattr__(self, "name", default_assignment_name(self.object_id))
+
+    def resolved(self, where: str) -> AccessPolicyAssignment:
+        """This assignment with ``${VAR}`` in ``object_id`` resolved and the name derived; ConfigurationError
+        when a variable is missing or its value is not a GUID."""
+        object_id = resolve_env(self.object_id, where) or ""
+        if not ENTRA_OBJECT_ID.fullmatch(object_id):
+            raise ConfigurationError(f"{where}: object_id {brief(self.object_id)} is not an Entra object id once resolved "
+                                     "(a GUID such as 6497c918-11ad-41e7-1b0f-7c518a87d0b0)")
+        return AccessPolicyAssignment(object_id.lower(), self.access_policy, self.name, self.description)
+
+
 @dataclass(frozen=True)
 class InstancePolicy:
     """Instance settings; None means "not declared" (policy) or "not reported" (live state)."""
@@ -184,6 +228,8 @@ class InstancePolicy:
     modules: tuple[Module, ...] | None = None
     access_keys_authentication: bool | None = None
     geo_replication_group: str | None = None
+    access_policy_assignments: tuple[AccessPolicyAssignment, ...] | None = None
+    """Entra ID access policy assignments on the database (Azure Managed Redis), sorted by object id."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +313,23 @@ class PolicySet:
     document: Mapping[str, object]
     """The canonical, JSON-ready keyspace policy that ``digest`` covers and ``toolkit apply`` publishes."""
     classifier: Classifier = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
+    locations: Mapping[tuple[str | int, ...], tuple[int, int, int]] = field(
+        repr=False, compare=False, default_factory=lambda: MappingProxyType({}))
+    """Document path -> (index into ``sources``, 1-based line, column) of its key (of its value for list items);
+    where the loader read each setting, for ``locate``. Not part of the digest or ``document``."""
+
+    def locate(self, path: tuple[str | int, ...]) -> tuple[str, int, int] | None:
+        """(file, line, col) of the deepest written node on ``path``, e.g. ``("targets", "prod", "instance",
+        "eviction_policy")`` -> that key, or ``targets.prod.instance`` (then ``targets.prod``) when the setting is not
+        written; None when not even the first part is (or the set was not loaded from files)."""
+        probe = tuple(path)
+        while probe:
+            found = self.locations.get(probe)
+            if found is not None:
+                index, line, col = found
+                return self.sources[index], line, col
+            probe = probe[:-1]
+        return None
 
     def namespace(self, name: str) -> Namespace:
         try:

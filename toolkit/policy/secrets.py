@@ -47,10 +47,11 @@ def shown(value: str | int | None) -> str | None:
 
 
 def _fields(target: Target) -> list[str | int | None]:
-    """Every target field that may hold ``${VAR}`` (the schema's ``env_or_string``/``env_or_integer``)."""
+    """Every target field that may hold ``${VAR}`` (``env_or_string``/``env_or_integer``, an assignment's ``object_id``)."""
     a, z = target.auth, target.azure
     azure = [z.subscription, z.resource_group, z.cluster, z.database, z.location] if z is not None else []
-    return [target.url, target.host, target.port, target.ca_file, a.username, a.client_id, a.tenant_id, *azure]
+    assignments = [p.object_id for p in target.instance.access_policy_assignments or ()]
+    return [target.url, target.host, target.port, target.ca_file, a.username, a.client_id, a.tenant_id, *azure, *assignments]
 
 
 def _secret_variables(target: Target) -> list[str]:
