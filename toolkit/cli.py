@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import toolkit
 from toolkit.errors import PolicyError, ToolkitError
+from toolkit.github_actions import annotation
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VIOLATIONS = 0, 1, 2, 3
 
@@ -26,20 +27,24 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     """With ``--output json``, every outcome is one JSON document on stdout, a bug included: CI parses it blindly."""
     as_json = args.output == "json"
     if any(not str(path) for path in args.paths):  # Path("") is ".": an unset $POLICY_DIR would validate the whole tree
-        return _validate_failed(as_json, EXIT_USAGE, "an empty PATH argument (an unset variable?); name a file or directory")
+        return _validate_failed(args.output, EXIT_USAGE, "an empty PATH argument (an unset variable?); name a file or directory")
     try:
         policy = toolkit.load(args.paths)
     except PolicyError as exc:
         if as_json:
             print(json.dumps({"valid": False, "errors": [i.as_dict() for i in exc.issues]}, indent=2))
+        elif args.output == "github":  # one annotation per mistake, on the pull request's diff at FILE:LINE
+            for issue in exc.issues:
+                print(annotation("error", f"{issue.path}: {issue.message}" if issue.path else issue.message,
+                                 title="toolkit validate", where=(issue.file, issue.line, issue.col)))
         else:
             for issue in exc.issues:  # one line per mistake and nothing else: editors and CI annotate them as they are
                 print(issue, file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return _validate_failed(as_json, 130, "interrupted")
+        return _validate_failed(args.output, 130, "interrupted")
     except Exception as exc:  # noqa: BLE001 - a bug still ends in one line (or one JSON document), never a traceback
-        return _validate_failed(as_json, EXIT_ERROR, f"internal error (please report it): {type(exc).__name__}: {exc}")
+        return _validate_failed(args.output, EXIT_ERROR, f"internal error (please report it): {type(exc).__name__}: {exc}")
     if as_json:
         print(json.dumps({
             "valid": True, "errors": [], "files": list(policy.sources), "digest": policy.digest,
@@ -48,11 +53,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _validate_failed(as_json: bool, code: int, message: str) -> int:
-    """A failure that is no located policy mistake: ``error`` in the JSON document, or one line on stderr."""
+def _validate_failed(output: str, code: int, message: str) -> int:
+    """A failure that is no located policy mistake: ``error`` in the JSON document, an annotation naming no file,
+    or one line on stderr."""
     message = " ".join(message.split())
-    if as_json:
+    if output == "json":
         print(json.dumps({"valid": False, "errors": [], "error": message}, indent=2))
+    elif output == "github":
+        print(annotation("error", message, title="toolkit validate"))
     else:
         print(f"toolkit validate: error: {message}", file=sys.stderr)
     return code
@@ -103,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check policy files; print every error as FILE:LINE:COL: PATH: message")
     p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")
-    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--output", choices=("text", "json", "github"), default="text",
+                   help="github: each mistake as a GitHub Actions ::error annotation on stdout")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("schema", help="print the policy JSON Schema (draft 2020-12)")
@@ -114,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=what)
         p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")
         p.add_argument("--target", required=True, metavar="NAME", help="the target (instance) to read and change")
-        p.add_argument("--output", choices=("text", "json", "markdown"), default="text")
+        p.add_argument("--output", choices=("text", "json", "markdown", "github"), default="text",
+                       help="github: GitHub Actions annotations for each change and finding, then the text plan")
         p.add_argument("--no-publish", action="store_true", help="leave the published policy record alone")
         if name == "plan":
             p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when changes are pending")
@@ -142,9 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolicyError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
+            if getattr(args, "output", None) == "github":
+                print(annotation("error", f"{issue.path}: {issue.message}" if issue.path else issue.message,
+                                 title=f"toolkit {args.command}", where=(issue.file, issue.line, issue.col)))
         return EXIT_ERROR
     except ToolkitError as exc:
         print(f"toolkit {args.command}: error: {exc}", file=sys.stderr)
+        if getattr(args, "output", None) == "github":
+            print(annotation("error", str(exc), title=f"toolkit {args.command}"))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"toolkit {args.command}: interrupted", file=sys.stderr)

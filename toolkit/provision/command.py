@@ -37,7 +37,7 @@ def run(command: str, paths: Iterable[str], target_name: str, *, output: str = "
             progress(f"reading target {target.name} ({target.provider})")
             plan = compute_plan(policy, target, read_live(backend, target, publish=publish), publish=publish)
             if command == "plan":
-                out.write(render(plan, output))
+                out.write(render(plan, output, policy=policy))
                 if plan.refused:
                     return EXIT_ERROR
                 return EXIT_PENDING if detailed_exitcode and plan.pending else EXIT_OK
@@ -45,7 +45,7 @@ def run(command: str, paths: Iterable[str], target_name: str, *, output: str = "
                 out.write(render(plan, "text"))
                 out.flush()
             outcome = apply_plan(plan, backend, policy, publish=publish, progress=progress)
-            out.write(text_outcome(outcome) if output == "text" else render(plan, output, outcome))
+            out.write(text_outcome(outcome) if output == "text" else render(plan, output, outcome, policy=policy))
             return EXIT_ERROR if outcome.status == REFUSED else EXIT_OK
         finally:
             backend.close()

@@ -1,4 +1,5 @@
-"""Plans and apply outcomes as text (like ``terraform plan``), JSON (for pipelines) or Markdown (PR comments).
+"""Plans and apply outcomes as text (like ``terraform plan``), JSON (for pipelines), Markdown (PR comments) or
+GitHub Actions annotations followed by the text (``github``).
 
 The JSON document is a stable interface, documented in the README; ``FORMAT_VERSION`` changes
 only when a field changes meaning or disappears (new fields may be added within a version).
@@ -10,22 +11,31 @@ import json
 from dataclasses import fields
 from typing import Any
 
+from toolkit.github_actions import annotation
+from toolkit.policy.model import PolicySet
 from toolkit.provision.apply import Outcome
-from toolkit.provision.plan import BLOCKED, CREATE, UPDATE, Change, Plan
+from toolkit.provision.plan import BLOCKED, CREATE, ERROR, UPDATE, WARNING, Change, Finding, Plan
 from toolkit.provision.state import ArmStatus, LiveState, to_json
 
 FORMAT_VERSION = "1"
-FORMATS = ("text", "json", "markdown")
+FORMATS = ("text", "json", "markdown", "github")
 _SYMBOL = {UPDATE: "~", CREATE: "+", BLOCKED: "!"}
 
 
-def render(plan: Plan, fmt: str, outcome: Outcome | None = None) -> str:
-    """The whole document: the plan, and what apply did when ``outcome`` is given."""
+def render(plan: Plan, fmt: str, outcome: Outcome | None = None, *, policy: PolicySet | None = None) -> str:
+    """The whole document: the plan, and what apply did when ``outcome`` is given.
+
+    ``policy`` (the loaded set the plan was computed from) lets ``github`` annotations name the file and line of
+    each setting; without it they name none.
+    """
     if fmt == "json":
         return json.dumps(as_dict(plan, outcome), indent=2, sort_keys=False) + "\n"
     if fmt == "markdown":
         return _markdown(plan, outcome)
-    return _text_plan(plan) + (_text_outcome(outcome) if outcome else "")
+    text = _text_plan(plan) + (_text_outcome(outcome) if outcome else "")
+    if fmt == "github":
+        return _github(plan, outcome, policy) + text
+    return text
 
 
 # -- JSON ----------------------------------------------------------------------------------------
@@ -187,3 +197,49 @@ def _markdown(plan: Plan, outcome: Outcome | None) -> str:
         out += [f"- {_cell(n)}" for n in outcome.notes]
     return "\n".join(out) + "\n"
 
+
+
+# -- GitHub Actions annotations ------------------------------------------------------------------
+
+def change_path(target_name: str, c: Change) -> tuple[str | int, ...]:
+    """Where a change's setting is declared: ``targets.NAME.instance.SETTING`` (``targets.NAME.port``); a whole
+    resource to create points at ``targets.NAME.instance``, the published policy record at the target."""
+    if c.resource == "policy":
+        return ("targets", target_name)
+    if c.setting == "port":
+        return ("targets", target_name, "port")
+    return ("targets", target_name, "instance") + ((c.setting,) if c.setting else ())
+
+
+def finding_path(target_name: str, f: Finding) -> tuple[str | int, ...]:
+    """A finding's own document path; () (or none, on older findings) is the target entry."""
+    return tuple(getattr(f, "path", ()) or ()) or ("targets", target_name)
+
+
+def _change_message(c: Change) -> str:
+    if c.setting:
+        head = f"{_SYMBOL[c.action]} {_name(c)}: {_value(c.before, c.setting)} -> {_value(c.after, c.setting)}"
+    else:
+        created = ", ".join(f"{k} = {_value(v)}" for k, v in _created_with(c).items())
+        head = f"{_SYMBOL[c.action]} {_name(c)}" + (f" (created with {created})" if created else "")
+    return "\n".join(p for p in (head, f"blocked: {c.reason}" if c.reason else "", f"instead: {c.remedy}" if c.remedy else "",
+                                   f"note: {c.note}" if c.note else "") if p)
+
+
+def _github(plan: Plan, outcome: Outcome | None, policy: PolicySet | None) -> str:
+    """One annotation per change and finding: blocked changes and errors as ``::error``, warnings as ``::warning``,
+    pending updates and creates as ``::notice``."""
+    name = plan.target.name
+    title = f"toolkit {'apply' if outcome else 'plan'} {name}"
+
+    def where(path: tuple[str | int, ...]) -> tuple[str, int, int] | None:
+        return policy.locate(path) if policy is not None else None
+
+    lines = []
+    for c in plan.changes:
+        level = "error" if c.action == BLOCKED else "notice"
+        lines.append(annotation(level, _change_message(c), title=f"{title}: {c.action}", where=where(change_path(name, c))))
+    for f in plan.findings:
+        level = "error" if f.severity == ERROR else "warning" if f.severity == WARNING else "notice"
+        lines.append(annotation(level, f"[{f.code}] {f.message}", title=f"{title}: {f.code}", where=where(finding_path(name, f))))
+    return "".join(line + "\n" for line in lines)
