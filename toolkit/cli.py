@@ -77,7 +77,7 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     from toolkit.provision.command import run
 
     return run(args.command, args.paths, args.target, output=args.output, publish=not args.no_publish,
-               detailed_exitcode=getattr(args, "detailed_exitcode", False))
+               prune=args.remove_undeclared_access, detailed_exitcode=getattr(args, "detailed_exitcode", False))
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--output", choices=("text", "json", "markdown", "github"), default="text",
                        help="github: GitHub Actions annotations for each change and finding, then the text plan")
         p.add_argument("--no-publish", action="store_true", help="leave the published policy record alone")
+        p.add_argument("--remove-undeclared-access", action="store_true",
+                       help="delete Entra ID access policy assignments the policy does not declare (their principals "
+                            "lose data-plane access); without it they are only shown")
         if name == "plan":
             p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when changes are pending")
         p.set_defaults(func=_cmd_provision)

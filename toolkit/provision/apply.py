@@ -75,7 +75,7 @@ def apply_plan(plan: Plan, backend: Backend, policy: PolicySet, *, publish: bool
     if changes:
         notes.extend(backend.apply(plan.live, changes, progress))
         progress("verifying: reading the instance again")
-        left = compute_plan(policy, plan.target, backend.read(), publish=False).pending
+        left = compute_plan(policy, plan.target, backend.read(), publish=False, prune=plan.prune).pending
         if left:
             raise ToolkitError("apply finished but the instance still differs: " + "; ".join(
                 f"{c.resource} {c.setting or '(missing)'} is {c.before}, declared {c.after}" for c in left))

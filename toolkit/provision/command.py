@@ -21,7 +21,8 @@ EXIT_OK, EXIT_ERROR, EXIT_PENDING = 0, 1, 2
 
 
 def run(command: str, paths: Iterable[str], target_name: str, *, output: str = "text", detailed_exitcode: bool = False,
-        publish: bool = True, credential: Any = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+        publish: bool = True, prune: bool = False, credential: Any = None, stdout: TextIO | None = None,
+        stderr: TextIO | None = None) -> int:
     """Load the policy, read the target, plan, and for ``apply`` execute; return the exit code."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
 
@@ -35,7 +36,7 @@ def run(command: str, paths: Iterable[str], target_name: str, *, output: str = "
         backend = open_backend(target, credential=credential)
         try:
             progress(f"reading target {target.name} ({target.provider})")
-            plan = compute_plan(policy, target, read_live(backend, target, publish=publish), publish=publish)
+            plan = compute_plan(policy, target, read_live(backend, target, publish=publish), publish=publish, prune=prune)
             if command == "plan":
                 out.write(render(plan, output, policy=policy))
                 if plan.refused:

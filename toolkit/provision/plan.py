@@ -28,6 +28,8 @@ class Plan:
     live: LiveState
     changes: tuple[Change, ...]
     findings: tuple[Finding, ...]
+    prune: bool = False
+    """Undeclared sub-resources (access policy assignments) are planned for deletion (``--remove-undeclared-access``)."""
 
     @property
     def pending(self) -> tuple[Change, ...]:
@@ -68,7 +70,7 @@ def compute_plan(policy: PolicySet, target: Target, live: LiveState, *, publish:
     if publish and live.published_error:
         findings.append(Finding(WARNING, "published-policy-unread",
                                 f"the published policy could not be read: {live.published_error}"))
-    return Plan(target, policy.digest, live, tuple(changes), tuple(findings))
+    return Plan(target, policy.digest, live, tuple(changes), tuple(findings), prune)
 
 
 def effective(target: Target, live: LiveState) -> InstancePolicy:
