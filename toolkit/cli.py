@@ -75,9 +75,22 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 def _cmd_provision(args: argparse.Namespace) -> int:
     from toolkit.provision.command import run
+    from toolkit.provision.saved import is_saved_plan
 
+    saved = args.paths if args.command == "apply" and is_saved_plan(args.paths) else None
+    if saved and (args.no_publish or args.remove_undeclared_access):
+        return _usage(args, "--no-publish and --remove-undeclared-access are fixed when the plan is made; "
+                            "give them to 'toolkit plan --out'")
+    if not saved and args.target is None:
+        return _usage(args, "the following arguments are required: --target (or, for apply, a saved plan file)")
     return run(args.command, args.paths, args.target, output=args.output, publish=not args.no_publish,
-               prune=args.remove_undeclared_access, detailed_exitcode=getattr(args, "detailed_exitcode", False))
+               prune=args.remove_undeclared_access, detailed_exitcode=getattr(args, "detailed_exitcode", False),
+               out_file=getattr(args, "out", None), saved_plan=saved[0] if saved else None)
+
+
+def _usage(args: argparse.Namespace, message: str) -> int:
+    print(f"toolkit {args.command}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
@@ -121,8 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, what in (("plan", "show how the live instance differs from the target's policy"),
                        ("apply", "make the live instance match the target's policy where that is safe; publish the policy")):
         p = sub.add_parser(name, help=what)
-        p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")
-        p.add_argument("--target", required=True, metavar="NAME", help="the target (instance) to read and change")
+        p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH",
+                       help="files or directories (default: policies/)" + ("; or one saved plan file (plan.json) "
+                                                                          "made by 'toolkit plan --out'" if name == "apply" else ""))
+        p.add_argument("--target", metavar="NAME", help="the target (instance) to read and change" + (
+            " (with a saved plan: taken from it; if given, it must match)" if name == "apply" else " (required)"))
         p.add_argument("--output", choices=("text", "json", "markdown", "github"), default="text",
                        help="github: GitHub Actions annotations for each change and finding, then the text plan")
         p.add_argument("--no-publish", action="store_true", help="leave the published policy record alone")
@@ -131,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "lose data-plane access); without it they are only shown")
         if name == "plan":
             p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when changes are pending")
+            p.add_argument("--out", metavar="FILE", help="also write the plan to FILE (JSON) for 'toolkit apply FILE', "
+                                                         "which applies exactly it or refuses if anything moved")
         p.set_defaults(func=_cmd_provision)
 
     p = sub.add_parser("audit", help="scan a live keyspace for keys that break the policy; --fix-ttl gives missing TTLs")
