@@ -23,14 +23,13 @@ APPLIED, NO_CHANGES, REFUSED = "applied", "no-changes", "refused"
 
 
 def open_backend(target: Target, *, credential: Any = None, **azure_options: Any) -> Backend:
-    """The backend of ``target``'s provider; ``credential``/``azure_options`` matter to Azure targets only."""
+    """The backend of ``target``'s provider; ``credential``/``azure_options`` matter to Azure targets only
+    (other providers ignore them)."""
     try:
         rules = provider(target.provider)
     except ConfigurationError as exc:
         raise ConfigurationError(f"target {target.name}: {exc}") from None
-    if target.provider == "azure-managed-redis":
-        return rules.backend(target, credential=credential, **azure_options)
-    return rules.backend(target)
+    return rules.backend(target, credential=credential, **azure_options)
 
 
 def _data_plane_errors() -> tuple[type[BaseException], ...]:

@@ -65,6 +65,7 @@ class PlainProvider:
                               ("targets", target.name))
 
     def backend(self, target: Target, **options: Any) -> PlainBackend:
+        """``options`` (an Azure credential...) do not apply to a plain server."""
         return PlainBackend(target)
 
 
