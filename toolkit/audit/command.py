@@ -52,7 +52,7 @@ def run(paths: Iterable[str], target_name: str | None, *, output: str = "text", 
     from redis.exceptions import RedisError
 
     from toolkit.policy.secrets import Redactor
-    from toolkit.runtime._client import build_client, close_client
+    from toolkit.runtime import build_client, close_client
 
     out, err = stdout or sys.stdout, stderr or sys.stderr
     policy = load(list(paths))

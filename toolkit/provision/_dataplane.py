@@ -24,7 +24,7 @@ def connect(target: Target) -> Any:
     Its errors name the address (redis-py: "Error connecting to <host>:<port>"): they come out
     with the target's ``${VAR}`` values replaced by their references.
     """
-    from toolkit.runtime._client import build_client
+    from toolkit.runtime import build_client
 
     with Redactor(target).scrubbing():
         return build_client(target)
