@@ -22,6 +22,7 @@ from toolkit.policy.secrets import Redactor
 
 ORDERS = "6497c918-11ad-41e7-1b0f-7c518a87d0b0"
 WORKER = "7497c918-11ad-41e7-1b0f-7c518a87d0b0"
+CLIENT = "8497c918-11ad-41e7-1b0f-7c518a87d0b0"
 TARGET = """
 targets:
   amr:
@@ -54,15 +55,17 @@ def test_assignments_are_loaded_with_their_defaults(tmp_path: Path) -> None:
         - object_id: {WORKER}
           name: worker
           description: the nightly worker's managed identity
+          client_id: {CLIENT.upper()}
         - object_id: {ORDERS.upper()}
           description: orders API
         - object_id: ${{BILLING_OBJECT_ID}}
           access_policy: default
+          client_id: ${{BILLING_CLIENT_ID}}
 """))
-    assert policy.target("amr").instance.access_policy_assignments == (
-        AccessPolicyAssignment("${BILLING_OBJECT_ID}", "default", None, ""),
+    assert policy.target("amr").instance.access_policy_assignments == (  # in policy order: [i] is the item written i-th
+        AccessPolicyAssignment(WORKER, "default", "worker", "the nightly worker's managed identity", CLIENT),
         AccessPolicyAssignment(ORDERS, "default", "6497c91811ad41e71b0f7c518a87d0b0", "orders API"),
-        AccessPolicyAssignment(WORKER, "default", "worker", "the nightly worker's managed identity"),
+        AccessPolicyAssignment("${BILLING_OBJECT_ID}", "default", None, "", "${BILLING_CLIENT_ID}"),
     )
 
 
@@ -132,7 +135,7 @@ def test_an_item_without_object_id_or_with_an_unknown_field(tmp_path: Path) -> N
     assert issues(tmp_path, target(f"        - name: orders\n        - object_id: {ORDERS}\n          objectId: x\n")) == [
         "10:11: targets.amr.instance.access_policy_assignments[0]: missing required field 'object_id'",
         "12:11: targets.amr.instance.access_policy_assignments[1].objectId: unknown field 'objectId'; did you mean "
-        "'object_id'? (allowed: access_policy, description, name, object_id)",
+        "'object_id'? (allowed: access_policy, client_id, description, name, object_id)",
     ]
 
 
@@ -204,3 +207,22 @@ def test_assignments_on_azure_cache_for_redis_are_refused(tmp_path: Path) -> Non
         "9:7: targets.amr.instance.access_policy_assignments: access_policy_assignments applies to azure-managed-redis "
         "targets only: Azure Cache for Redis has other access policies (Data Owner, Data Contributor, Data Reader), which "
         "the toolkit does not manage"]
+
+
+def test_a_client_id_is_a_guid_or_a_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert issues(tmp_path, target(f"        - object_id: {ORDERS}\n          client_id: orders-api\n")) == [
+        "11:22: targets.amr.instance.access_policy_assignments[0].client_id: 'orders-api' is not an application (client) "
+        "id (a GUID) or an ${ENV_VAR} reference"]
+    monkeypatch.setenv("ORDERS_CLIENT_ID", WORKER)
+    policy = load_policy(tmp_path / "ok", PAGE_NAMESPACE, target(f"        - object_id: {ORDERS}\n"
+                                                                  "          client_id: ${ORDERS_CLIENT_ID}\n"))
+    (item,) = policy.target("amr").instance.access_policy_assignments or ()
+    assert item.client_id == "${ORDERS_CLIENT_ID}" and item.resolved("t").client_id == "${ORDERS_CLIENT_ID}"
+    assert Redactor(policy.target("amr"))(f"client {WORKER}") == "client ${ORDERS_CLIENT_ID}"
+
+
+def test_the_name_derived_from_a_referenced_object_id_is_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLING_OBJECT_ID", ORDERS.upper())
+    policy = load_policy(tmp_path, PAGE_NAMESPACE, target("        - object_id: ${BILLING_OBJECT_ID}\n"))
+    assert Redactor(policy.target("amr"))("accessPolicyAssignments/6497c91811ad41e71b0f7c518a87d0b0 failed") == \
+        "accessPolicyAssignments/${BILLING_OBJECT_ID} failed"

@@ -294,7 +294,7 @@ def test_output_formats(arm: ArmEmulator, amr: Policy, capsys) -> None:
         "action": "update", "resource": "database", "setting": "eviction_policy", "before": "VolatileLRU",
         "after": "AllKeysLRU", "reason": None, "remedy": None, "note": None, "data_loss": False}
     assert by_setting["clustering_policy"]["action"] == "blocked" and by_setting["clustering_policy"]["data_loss"]
-    assert doc["summary"] == {"create": 1, "update": 1, "blocked": 1, "errors": 0, "warnings": 0,
+    assert doc["summary"] == {"create": 1, "update": 1, "delete": 0, "blocked": 1, "errors": 0, "warnings": 0,
                               "changes_pending": True, "refused": True}
 
     assert amr.run("plan", "--output", "markdown") == 1

@@ -618,10 +618,9 @@ def _instance(d: dict) -> InstancePolicy:
                                key=lambda m: m.name))
     assignments = None
     if "access_policy_assignments" in d:
-        assignments = tuple(sorted((AccessPolicyAssignment(
-            a["object_id"].lower() if ENTRA_OBJECT_ID.fullmatch(a["object_id"]) else a["object_id"],
-            a.get("access_policy", "default"), a.get("name"), a.get("description", "")) for a in d["access_policy_assignments"]),
-            key=lambda a: a.object_id))
+        assignments = tuple(AccessPolicyAssignment(  # policy order: index i is access_policy_assignments[i]
+            _guid_lower(a["object_id"]), a.get("access_policy", "default"), a.get("name"), a.get("description", ""),
+            _guid_lower(a["client_id"]) if "client_id" in a else None) for a in d["access_policy_assignments"])
     return InstancePolicy(
         sku=d.get("sku"), capacity=d.get("capacity"), high_availability=d.get("high_availability"),
         minimum_tls_version=d.get("minimum_tls_version"), public_network_access=d.get("public_network_access"),
@@ -630,6 +629,11 @@ def _instance(d: dict) -> InstancePolicy:
         access_keys_authentication=d.get("access_keys_authentication"), geo_replication_group=d.get("geo_replication_group"),
         access_policy_assignments=assignments,
     )
+
+
+def _guid_lower(value: str) -> str:
+    """A literal GUID lowercased (Entra ids ignore case); a ``${VAR}`` reference as written."""
+    return value.lower() if ENTRA_OBJECT_ID.fullmatch(value) else value
 
 
 def _segment_shape(segment: list) -> tuple[str, str, bool]:

@@ -197,6 +197,10 @@ class AccessPolicyAssignment:
     """The ARM assignment name. Left out: ``default_assignment_name(object_id)``, filled in here for a literal
     GUID; None only while ``object_id`` is a ``${VAR}`` reference (``resolved`` fills it in)."""
     description: str = ""
+    client_id: str | None = None
+    """The application (client) id of the same principal, a GUID or a ``${VAR}`` reference, as a target's
+    ``auth.client_id`` names it: never sent to Azure, it lets plan tell that a target's Entra ID identity has an
+    assignment (the data-plane user is the object id, which differs from the client id)."""
 
     def __post_init__(self) -> None:
         if self.name is None and ENTRA_OBJECT_ID.fullmatch(self.object_id):
@@ -204,12 +208,12 @@ class AccessPolicyAssignment:
 
     def resolved(self, where: str) -> AccessPolicyAssignment:
         """This assignment with ``${VAR}`` in ``object_id`` resolved and the name derived; ConfigurationError
-        when a variable is missing or its value is not a GUID."""
+        when a variable is missing or its value is not a GUID. ``client_id`` is kept as written."""
         object_id = resolve_env(self.object_id, where) or ""
         if not ENTRA_OBJECT_ID.fullmatch(object_id):
             raise ConfigurationError(f"{where}: object_id {brief(self.object_id)} is not an Entra object id once resolved "
                                      "(a GUID such as 6497c918-11ad-41e7-1b0f-7c518a87d0b0)")
-        return AccessPolicyAssignment(object_id.lower(), self.access_policy, self.name, self.description)
+        return AccessPolicyAssignment(object_id.lower(), self.access_policy, self.name, self.description, self.client_id)
 
 
 @dataclass(frozen=True)
@@ -229,7 +233,8 @@ class InstancePolicy:
     access_keys_authentication: bool | None = None
     geo_replication_group: str | None = None
     access_policy_assignments: tuple[AccessPolicyAssignment, ...] | None = None
-    """Entra ID access policy assignments on the database (Azure Managed Redis), sorted by object id."""
+    """Entra ID access policy assignments on the database (Azure Managed Redis), in policy order (so that index ``i``
+    is ``access_policy_assignments[i]`` of the target as written)."""
 
 
 @dataclass(frozen=True)

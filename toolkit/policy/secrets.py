@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from urllib.parse import quote, unquote, urlsplit
 
 from toolkit.errors import ConfigurationError, PolicyError, ToolkitError
-from toolkit.policy.model import _ENV_REF, Target, resolve_env
+from toolkit.policy.model import _ENV_REF, Target, default_assignment_name, resolve_env
 
 __all__ = ["Redactor", "redact", "shown"]
 
@@ -47,10 +47,10 @@ def shown(value: str | int | None) -> str | None:
 
 
 def _fields(target: Target) -> list[str | int | None]:
-    """Every target field that may hold ``${VAR}`` (``env_or_string``/``env_or_integer``, an assignment's ``object_id``)."""
+    """Every target field that may hold ``${VAR}`` (``env_or_string``/``env_or_integer``, an assignment's ``object_id`` and ``client_id``)."""
     a, z = target.auth, target.azure
     azure = [z.subscription, z.resource_group, z.cluster, z.database, z.location] if z is not None else []
-    assignments = [p.object_id for p in target.instance.access_policy_assignments or ()]
+    assignments = [f for p in target.instance.access_policy_assignments or () for f in (p.object_id, p.client_id)]
     return [target.url, target.host, target.port, target.ca_file, a.username, a.client_id, a.tenant_id, *azure, *assignments]
 
 
@@ -68,7 +68,8 @@ class Redactor:
 
     Built when a message is composed (it reads the environment then). Matching ignores letter
     case (URLs and DNS errors lowercase host names) and also catches the URL-quoted, repr and
-    JSON spellings of each value.
+    JSON spellings of each value, and the assignment name derived from an object id read from the
+    environment (the id without its hyphens).
     """
 
     def __init__(self, target: Target | None):
@@ -86,6 +87,12 @@ class Redactor:
                 self._add(value, shown(text) or "")
                 if text == target.url:
                     self._add_url_parts(value, shown(text) or "")
+            for p in target.instance.access_policy_assignments or ():  # the assignment name derived from a ${VAR} id
+                if p.name is None and "${" in p.object_id:
+                    try:
+                        self._add(default_assignment_name(resolve_env(p.object_id, "") or ""), shown(p.object_id) or "")
+                    except (ConfigurationError, ValueError):
+                        pass
             for name in _secret_variables(target):
                 self._add(os.environ.get(name), "${" + name + "}")
         alternatives = []

@@ -1,6 +1,7 @@
 """Reading a target and executing its plan: updates and creates, a verifying re-read, then the published policy.
 
-Nothing is ever deleted. A plan with a blocked change or an error finding is not executed at
+Nothing is deleted but the Azure access policy assignments the policy does not declare, and only with
+``--remove-undeclared-access`` (``prune``). A plan with a blocked change or an error finding is not executed at
 all, so a pipeline never ends up half way between two policies because of a known problem.
 """
 
@@ -14,7 +15,7 @@ from toolkit.errors import ConfigurationError, ToolkitError
 from toolkit.policy.model import PolicySet, Target
 from toolkit.policy.published import publish as publish_policy
 from toolkit.provision import _dataplane
-from toolkit.provision.changes import Change
+from toolkit.provision.changes import DELETE, Change
 from toolkit.provision.plan import Plan, compute_plan
 from toolkit.provision.providers import Backend, provider
 from toolkit.provision.state import LiveState
@@ -77,7 +78,8 @@ def apply_plan(plan: Plan, backend: Backend, policy: PolicySet, *, publish: bool
         left = compute_plan(policy, plan.target, backend.read(), publish=False, prune=plan.prune).pending
         if left:
             raise ToolkitError("apply finished but the instance still differs: " + "; ".join(
-                f"{c.resource} {c.setting or '(missing)'} is {c.before}, declared {c.after}" for c in left))
+                f"{c.resource} {c.setting or '(missing)'} is {c.before}, " + ("still there" if c.action == DELETE else
+                                                                           f"declared {c.after}") for c in left))
     published = False
     if publish:
         try:

@@ -1,4 +1,5 @@
-"""Azure Managed Redis through azure-mgmt-redisenterprise: read the cluster and database, create or update them.
+"""Azure Managed Redis through azure-mgmt-redisenterprise: read the cluster and database, create or update them;
+read, create, update and (only with ``prune``) delete the database's Entra ID access policy assignments.
 
 The Azure SDK is imported here only, and only when a backend is built, so that ``import toolkit``
 stays light. Every Azure failure becomes one clear line (a ToolkitError), never a traceback; the
@@ -14,16 +15,18 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from toolkit.errors import ConfigurationError, ToolkitError
-from toolkit.policy.model import InstancePolicy, Module, Persistence, Target, resolve_env
+from toolkit.policy.model import AccessPolicyAssignment, InstancePolicy, Module, Persistence, Target, resolve_env
 from toolkit.policy.secrets import Redactor, shown
 from toolkit.provision.changes import (
     BLOCKED,
     CREATE,
+    DELETE,
     ERROR,
     UPDATE,
     WARNING,
@@ -165,6 +168,7 @@ class AzureProvider:
             yield Change("database", "port", BLOCKED, live.port, _shown_port(target, port),
                          reason="the port is chosen when the database is created (Azure Managed Redis accepts only 10000)",
                          remedy=f"set the target's port to {live.port}", data_loss=True)
+        yield from (op.change for op in assignment_operations(target, live, prune=prune))
 
     @staticmethod
     def _change(resource: str, name: str, have: object, want: object) -> Change:
@@ -229,7 +233,7 @@ class AzureProvider:
                 values[f.name] = getattr(have, f.name)
         return InstancePolicy(**values)
 
-    def findings(self, target: Target, live: LiveState, effective: InstancePolicy) -> Iterator[Finding]:
+    def findings(self, target: Target, live: LiveState, effective: InstancePolicy, *, prune: bool = False) -> Iterator[Finding]:
         at = ("targets", target.name)
         if target.auth.type == "access-key" and effective.access_keys_authentication is False:
             yield Finding(ERROR, "access-key-disabled",
@@ -249,6 +253,7 @@ class AzureProvider:
             yield Finding(WARNING, "host-mismatch",
                           f"the target connects to {shown(target.host)} but this cluster's host name is {live.host_name}",
                           at + ("host",))
+        yield from _assignment_findings(target, live, prune)
 
     def backend(self, target: Target, **options: Any) -> AzureBackend:
         return AzureBackend(target, **options)
@@ -280,6 +285,126 @@ def _redisearch(target: Target, eff: InstancePolicy) -> Iterator[Finding]:
                       f"RediSearch with {' and '.join(wrong)}: {REDISEARCH_DOCS}; {REDISEARCH_EXAMPLES}. Declare "
                       f"clustering_policy: EnterpriseCluster and eviction_policy: NoEviction to follow the documentation",
                       ("targets", target.name, "instance", "modules"))
+
+
+# -- access policy assignments (rules, no I/O) ----------------------------------------------------
+
+ASSIGNMENT = "access_policy_assignment"
+"""``Change.resource`` of an Entra ID access policy assignment; its ``setting`` is the assignment's name."""
+UNDECLARED_FLAG = "--remove-undeclared-access"
+
+
+@dataclass(frozen=True)
+class AssignmentOperation:
+    """One assignment change as planned (``change``, ``${VAR}`` values shown as references) and what apply sends:
+    the ARM name, the object id and the access policy, resolved."""
+
+    change: Change
+    name: str
+    object_id: str
+    access_policy: str
+
+
+def declared_assignments(target: Target) -> tuple[AccessPolicyAssignment, ...] | None:
+    """The target's assignments with ``${VAR}`` resolved, in policy order; None when it does not declare the field
+    (assignments not managed). ConfigurationError, one line without any value read from the environment, for a
+    variable that is missing or not a GUID, and for two entries that resolve to the same object id or name."""
+    written = target.instance.access_policy_assignments
+    if written is None:
+        return None
+    resolved: list[AccessPolicyAssignment] = []
+    for i, item in enumerate(written):
+        where = f"target {target.name}: instance.access_policy_assignments[{i}]"
+        a = item.resolved(where)
+        for j, other in enumerate(resolved):
+            if other.object_id == a.object_id:
+                raise ConfigurationError(f"{where}: object_id {shown(item.object_id)} resolves to the object id of "
+                                         f"access_policy_assignments[{j}]: one assignment per principal")
+            if (other.name or "").lower() == (a.name or "").lower():
+                name = repr(item.name) if item.name else f"derived from {shown(item.object_id)}"
+                raise ConfigurationError(f"{where}: its assignment name ({name}) is the name of "
+                                         f"access_policy_assignments[{j}]: names are unique within a database")
+        resolved.append(a)
+    return tuple(resolved)
+
+
+def _shown_assignment(redact: Redactor, a: AccessPolicyAssignment) -> dict[str, object]:
+    return {"object_id": redact(a.object_id), "access_policy": a.access_policy}
+
+
+def assignment_operations(target: Target, live: LiveState, *, prune: bool) -> list[AssignmentOperation]:
+    """What makes the database's assignments match the declared ones, creates and updates first (in policy order),
+    then, with ``prune``, deletes. Live assignments are matched by object id (case-insensitive), never by name: the
+    portal and Terraform name them by the hyphenated object id, the toolkit by default without hyphens."""
+    declared = declared_assignments(target)
+    if declared is None or (live.database_exists and live.access_policy_assignments is None):
+        return []  # not managed, or not read
+    redact = Redactor(target)
+    have = live.access_policy_assignments or ()
+    by_id = {a.object_id.lower(): a for a in have}
+    at: tuple[str | int, ...] = ("targets", target.name, "instance", "access_policy_assignments")
+    ops: list[AssignmentOperation] = []
+    for i, want in enumerate(declared):
+        assert want.name is not None  # resolved() derives it
+        after = _shown_assignment(redact, want)
+        found = by_id.get(want.object_id)
+        if found is None:
+            note = "created once the new database exists" if not live.database_exists else ""
+            ops.append(AssignmentOperation(Change(ASSIGNMENT, redact(want.name), CREATE, None, after, note=note, path=at + (i,)),
+                                           want.name, want.object_id, want.access_policy))
+        elif found.access_policy.lower() != want.access_policy.lower():
+            assert found.name is not None
+            ops.append(AssignmentOperation(Change(ASSIGNMENT, redact(found.name), UPDATE, _shown_assignment(redact, found),
+                                                  after, path=at + (i,)), found.name, want.object_id, want.access_policy))
+    if prune:
+        wanted = {a.object_id for a in declared}
+        everything = "; access_policy_assignments is empty, so every assignment of the database is deleted" if not declared else ""
+        for extra in have:
+            if extra.object_id.lower() not in wanted:
+                assert extra.name is not None
+                note = (f"data-plane access loss: principal {redact(extra.object_id)} can no longer connect with Entra ID"
+                        f"{everything}")
+                ops.append(AssignmentOperation(Change(ASSIGNMENT, redact(extra.name), DELETE, _shown_assignment(redact, extra),
+                                                      None, note=note, path=at), extra.name, extra.object_id,
+                                               extra.access_policy))
+    return ops
+
+
+def _assignment_findings(target: Target, live: LiveState, prune: bool) -> Iterator[Finding]:
+    """``undeclared-access-policy-assignment`` (kept, without ``prune``) and ``entra-id-without-access``."""
+    declared = declared_assignments(target)
+    have = live.access_policy_assignments
+    redact = Redactor(target)
+    at: tuple[str | int, ...] = ("targets", target.name, "instance", "access_policy_assignments")
+    kept: tuple[AccessPolicyAssignment, ...] | None = have if live.database_exists else ()
+    """What the database has besides the declared ones once applied (None: unknown)."""
+    if declared is not None and have:
+        wanted = {a.object_id for a in declared}
+        undeclared = [a for a in have if a.object_id.lower() not in wanted]
+        kept = () if prune else tuple(undeclared)
+        if undeclared and not prune:  # with prune they are planned for deletion instead
+            listed = ", ".join(f"{redact(a.name or '')} (object id {redact(a.object_id)})" for a in undeclared)
+            yield Finding(WARNING, "undeclared-access-policy-assignment",
+                          f"{len(undeclared)} access policy assignment{'s' if len(undeclared) != 1 else ''} of the database "
+                          f"{'are' if len(undeclared) != 1 else 'is'} not declared in access_policy_assignments: {listed}; "
+                          f"kept, with their data-plane access (plan and apply with {UNDECLARED_FLAG} delete "
+                          f"them)", at)
+    if target.auth.type != "entra-id":
+        return
+    if kept is not None and not (declared or kept):
+        yield Finding(WARNING, "entra-id-without-access",
+                      "the target authenticates with Entra ID but the database will have no access policy assignment "
+                      "(none declared, none kept), so no principal can connect: declare the identity's object id in "
+                      "instance.access_policy_assignments", at if declared is not None else ("targets", target.name, "auth"))
+        return
+    client_id = _resolved(target.auth.client_id, f"target {target.name}: auth.client_id")
+    if declared is None or not client_id:
+        return  # assignments not managed, or no client id to look for
+    if not any((_resolved(a.client_id, "") or "").lower() == client_id.lower() for a in declared):
+        yield Finding(WARNING, "entra-id-without-access",
+                      f"the target authenticates with Entra ID as client id {shown(target.auth.client_id)} but no declared "
+                      f"access policy assignment names that client_id: declare the principal's object id (not its client "
+                      f"id) with client_id: {shown(target.auth.client_id)}, or add client_id to its assignment", at)
 
 
 def _update_note(name: str, have: object, want: object) -> str:
@@ -422,7 +547,16 @@ class AzureBackend:
         if cluster is not None:
             database = self._get(self.client.databases.get, f"reading database {self.database_name}",
                                  self.cluster_name, self.database_name)
-        return self._live(cluster, database)
+        live = self._live(cluster, database)
+        if database is None:
+            return live
+        with self._arm(f"listing the access policy assignments of database {self.cluster_name}/{self.database_name}"):
+            found = list(self.client.access_policy_assignment.list(self.resource_group, self.cluster_name,
+                                                                    self.database_name, **self._call))
+        assignments = tuple(sorted((AccessPolicyAssignment(
+            str(a.user.object_id if a.user is not None and a.user.object_id else "").lower(),
+            str(a.access_policy_name or ""), str(a.name or "")) for a in found), key=lambda a: (a.name or "").lower()))
+        return replace(live, access_policy_assignments=assignments)
 
     def _live(self, cluster: Any, database: Any) -> LiveState:
         c: dict[str, Any] = {}
@@ -457,7 +591,8 @@ class AzureBackend:
     # -- write ---------------------------------------------------------------------------------
 
     def apply(self, live_state: LiveState, changes: Sequence[Change], progress: Callable[[str], None]) -> list[str]:
-        """Create or update the cluster, then the database, following each long-running operation to its end."""
+        """Create or update the cluster, then the database, then create, update or delete access policy assignments,
+        following each long-running operation to its end."""
         from azure.mgmt.redisenterprise import models
 
         declared, live = self.target.instance, live_state.settings
@@ -493,6 +628,36 @@ class AzureBackend:
             self._follow(lambda: self.client.databases.begin_update(self.resource_group, self.cluster_name,
                                                                     self.database_name, database_update, **self._call),
                          f"updating database {self.cluster_name}/{self.database_name}", progress)
+        notes.extend(self._apply_assignments(models, live_state, [c for c in changes if c.resource == ASSIGNMENT], progress))
+        return notes
+
+    def _apply_assignments(self, models: Any, live_state: LiveState, changes: Sequence[Change],
+                           progress: Callable[[str], None]) -> list[str]:
+        """PUT (create or update) then DELETE the assignments of ``changes``, each followed to its end. The values
+        sent are resolved again from the target (a plan shows ``${VAR}`` references, not values)."""
+        if not changes:
+            return []
+        ops = [op for op in assignment_operations(self.target, live_state, prune=any(c.action == DELETE for c in changes))
+               if op.change in changes]
+        if len(ops) != len(changes):
+            raise ToolkitError("the access policy assignment changes of the plan no longer follow from the target and the "
+                               "live instance; nothing more was changed: make the plan again")
+        calls = self.client.access_policy_assignment
+        args = (self.resource_group, self.cluster_name, self.database_name)
+        notes: list[str] = []
+        for op in ops:
+            label = f"access policy assignment {op.name} (principal {op.object_id})"
+            if op.change.action == DELETE:
+                self._follow(partial(calls.begin_delete, *args, op.name, **self._call), f"deleting {label}", progress)
+                notes.append(self._redact(f"removed data access of {op.object_id} (assignment {op.name})"))
+                continue
+            body = models.AccessPolicyAssignment(
+                access_policy_name=op.access_policy, user=models.AccessPolicyAssignmentPropertiesUser(object_id=op.object_id))
+            verb = "creating" if op.change.action == CREATE else "updating"
+            self._follow(partial(calls.begin_create_update, *args, op.name, body, **self._call), f"{verb} {label}", progress)
+            notes.append(self._redact(f"granted data access to {op.object_id} (assignment {op.name})" if op.change.action == CREATE
+                                      else f"changed the access policy of {op.object_id} to {op.access_policy} "
+                                           f"(assignment {op.name})"))
         return notes
 
     @staticmethod

@@ -58,7 +58,7 @@ class PlainProvider:
         return InstancePolicy(**{f.name: getattr(declared, f.name) if getattr(declared, f.name) not in (None, "auto")
                                  else getattr(have, f.name) for f in fields(InstancePolicy)})
 
-    def findings(self, target: Target, live: LiveState, effective: InstancePolicy) -> Iterator[Finding]:
+    def findings(self, target: Target, live: LiveState, effective: InstancePolicy, *, prune: bool = False) -> Iterator[Finding]:
         for name, how in sorted(live.divergent.items()):
             if getattr(target.instance, name) is None:
                 yield Finding(WARNING, "nodes-disagree", f"the cluster's nodes disagree on {name}: {how}",

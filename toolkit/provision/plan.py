@@ -66,7 +66,7 @@ def compute_plan(policy: PolicySet, target: Target, live: LiveState, *, publish:
         changes.append(Change("policy", "published_policy", UPDATE if live.published_digest else CREATE,
                               live.published_digest, policy.digest))
     eff = rules.effective(target, live)
-    findings = [*rules.findings(target, live, eff), *_namespace_findings(policy, target, eff)]
+    findings = [*rules.findings(target, live, eff, prune=prune), *_namespace_findings(policy, target, eff)]
     if publish and live.published_error:
         findings.append(Finding(WARNING, "published-policy-unread",
                                 f"the published policy could not be read: {live.published_error}"))

@@ -45,8 +45,8 @@ class Provider(Protocol):
     def effective(self, target: Target, live: LiveState) -> InstancePolicy:
         """The instance once applied: declared values win, then live ones, then the provider's defaults."""
 
-    def findings(self, target: Target, live: LiveState, effective: InstancePolicy) -> Iterable[Finding]:
-        """Cross-checks only this provider knows (the core adds the namespace ones)."""
+    def findings(self, target: Target, live: LiveState, effective: InstancePolicy, *, prune: bool = False) -> Iterable[Finding]:
+        """Cross-checks only this provider knows (the core adds the namespace ones); ``prune`` as for ``changes``."""
 
     def backend(self, target: Target, **options: Any) -> Backend: ...
 

@@ -12,14 +12,18 @@ from dataclasses import fields
 from typing import Any
 
 from toolkit.github_actions import annotation
-from toolkit.policy.model import PolicySet
+from toolkit.policy.model import PolicySet, Target
+from toolkit.policy.secrets import Redactor
 from toolkit.provision.apply import Outcome
-from toolkit.provision.plan import BLOCKED, CREATE, ERROR, UPDATE, WARNING, Change, Finding, Plan
+from toolkit.provision.plan import BLOCKED, CREATE, DELETE, ERROR, UPDATE, WARNING, Change, Finding, Plan
 from toolkit.provision.state import ArmStatus, LiveState, to_json
 
 FORMAT_VERSION = "1"
 FORMATS = ("text", "json", "markdown", "github")
-_SYMBOL = {UPDATE: "~", CREATE: "+", BLOCKED: "!"}
+_SYMBOL = {UPDATE: "~", CREATE: "+", DELETE: "-", BLOCKED: "!"}
+_ASSIGNMENT = "access_policy_assignment"
+"""``Change.resource`` of an Azure access policy assignment: ``setting`` is its name, ``before``/``after`` are
+``{"object_id", "access_policy"}`` (None for a create's ``before`` and a delete's ``after``)."""
 
 
 def render(plan: Plan, fmt: str, outcome: Outcome | None = None, *, policy: PolicySet | None = None) -> str:
@@ -46,10 +50,11 @@ def as_dict(plan: Plan, outcome: Outcome | None = None) -> dict[str, Any]:
         "command": "apply" if outcome else "plan",
         "target": {"name": plan.target.name, "provider": plan.target.provider, "where": plan.live.where},
         "policy_digest": plan.policy_digest,
-        "live": _live(plan.live),
+        "live": _live(plan.live, plan.target),
         "changes": [c.as_dict() for c in plan.changes],
         "findings": [f.as_dict() for f in plan.findings],
-        "summary": {"create": plan.count(CREATE), "update": plan.count(UPDATE), "blocked": plan.count(BLOCKED),
+        "summary": {"create": plan.count(CREATE), "update": plan.count(UPDATE), "delete": plan.count(DELETE),
+                    "blocked": plan.count(BLOCKED),
                     "errors": len(plan.errors), "warnings": len(plan.findings) - len(plan.errors),
                     "changes_pending": bool(plan.pending), "refused": plan.refused},
         "result": None if outcome is None else {
@@ -62,15 +67,20 @@ def _status(status: ArmStatus | None) -> dict[str, str | None] | None:
     return None if status is None else {"provisioning_state": status.provisioning, "resource_state": status.resource}
 
 
-def _live(live: LiveState) -> dict[str, Any]:
+def _live(live: LiveState, target: Target | None = None) -> dict[str, Any]:
     settings = {f.name: to_json(getattr(live.settings, f.name)) for f in fields(live.settings)
                 if getattr(live.settings, f.name) is not None}
+    redact = Redactor(target)  # a live principal may be one a ${VAR} names: the plan shows the reference
+    assignments = None if live.access_policy_assignments is None else [
+        {"name": redact(a.name or ""), "object_id": redact(a.object_id), "access_policy": a.access_policy}
+        for a in live.access_policy_assignments]
     return {
         "cluster_exists": live.cluster_exists, "database_exists": live.database_exists, "settings": settings,
         "host_name": live.host_name, "port": live.port, "redis_version": live.redis_version,
         "cluster_status": _status(live.cluster_status), "database_status": _status(live.database_status),
         "nodes": list(live.nodes), "config_file": live.config_file,
         "published_digest": live.published_digest, "published_error": live.published_error,
+        "access_policy_assignments": assignments,
     }
 
 
@@ -94,9 +104,25 @@ def _created_with(c: Change) -> dict[str, object]:
     return c.after or {}
 
 
+def _whole(c: Change) -> bool:
+    """A whole resource created or deleted (a cluster, a database, an assignment): shown with its settings."""
+    return not c.setting or (c.resource == _ASSIGNMENT and c.action in (CREATE, DELETE))
+
+
+def _listed(c: Change) -> dict[str, object]:
+    """The settings a whole-resource change lists: what it is created with, or what is deleted."""
+    value = c.before if c.action == DELETE else c.after
+    assert value is None or isinstance(value, dict)
+    return value or {}
+
+
 def _text_change(c: Change) -> list[str]:
-    if not c.setting:  # a whole resource to create: list what it will be created with
-        lines = [f"  {_SYMBOL[c.action]} {_name(c)}"] + [f"      {k} = {_value(v)}" for k, v in _created_with(c).items()]
+    if _whole(c):  # a whole resource to create or delete: list its settings
+        lines = [f"  {_SYMBOL[c.action]} {_name(c)}"] + [f"      {k} = {_value(v)}" for k, v in _listed(c).items()]
+    elif c.resource == _ASSIGNMENT and isinstance(c.before, dict) and isinstance(c.after, dict):  # field by field
+        before, after = c.before, c.after
+        lines = [f"  {_SYMBOL[c.action]} {_name(c)}"] + [
+            f"      {k} = {_value(before.get(k))}" + ("" if before.get(k) == v else f" -> {_value(v)}") for k, v in after.items()]
     else:
         lines = [f"  {_SYMBOL[c.action]} {_name(c)}: {_value(c.before, c.setting)} -> {_value(c.after, c.setting)}"]
     if c.reason:
@@ -109,7 +135,8 @@ def _text_change(c: Change) -> list[str]:
 
 
 def _summary(plan: Plan) -> str:
-    return (f"{plan.count(CREATE)} to create, {plan.count(UPDATE)} to update, {plan.count(BLOCKED)} blocked, "
+    deleted = f"{plan.count(DELETE)} to delete, " if plan.count(DELETE) else ""
+    return (f"{plan.count(CREATE)} to create, {plan.count(UPDATE)} to update, {deleted}{plan.count(BLOCKED)} blocked, "
             f"{len(plan.errors)} error{'s' if len(plan.errors) != 1 else ''}")
 
 
@@ -123,7 +150,8 @@ def _text_plan(plan: Plan) -> str:
         out.append("  live: " + ", ".join(f for f in facts if f))
     out.append("")
     if plan.changes:
-        out.append("Symbols: ~ update in place, + create, ! blocked (not applied)")
+        out.append("Symbols: ~ update in place, + create, " + ("- delete, " if plan.count(DELETE) else "") +
+                   "! blocked (not applied)")
         out.append("")
         for change in plan.changes:
             out.extend(_text_change(change))
@@ -170,6 +198,12 @@ def _md_value(value: object, setting: str = "") -> str:
     return "—" if value is None else f"`{_cell(_value(value, setting))}`"
 
 
+def _md_pairs(value: object) -> str:
+    if not isinstance(value, dict):
+        return _md_value(value)
+    return ", ".join(f"{k}=`{_cell(_value(v))}`" for k, v in value.items())
+
+
 def _markdown(plan: Plan, outcome: Outcome | None) -> str:
     word = "apply" if outcome else "plan"
     out = [f"### toolkit {word}: `{plan.target.name}` ({plan.target.provider})", ""]
@@ -183,6 +217,10 @@ def _markdown(plan: Plan, outcome: Outcome | None) -> str:
         out += ["", "| | resource | setting | live | declared | details |", "|---|---|---|---|---|---|"]
         for c in plan.changes:
             declared = c.after if c.setting else ", ".join(f"{k}={_value(v)}" for k, v in _created_with(c).items())
+            if c.resource == _ASSIGNMENT:  # one cell per side: object_id=..., access_policy=...
+                out.append(f"| `{_SYMBOL[c.action]}` {c.action} | {c.resource} | {_cell(c.setting)} | {_md_pairs(c.before)} | "
+                           f"{_md_pairs(c.after)} | {_cell(c.note)} |")
+                continue
             details = " ".join(p for p in (
                 f"**Blocked:** {c.reason}." if c.reason else "", f"**Instead:** {c.remedy}." if c.remedy else "",
                 "**Data loss** if forced." if c.data_loss and c.action == BLOCKED else "", c.note) if p)
@@ -202,8 +240,11 @@ def _markdown(plan: Plan, outcome: Outcome | None) -> str:
 # -- GitHub Actions annotations ------------------------------------------------------------------
 
 def change_path(target_name: str, c: Change) -> tuple[str | int, ...]:
-    """Where a change's setting is declared: ``targets.NAME.instance.SETTING`` (``targets.NAME.port``); a whole
+    """Where a change's setting is declared: its own ``path`` when it has one (an access policy assignment: its
+    list item, or the list for a delete), else ``targets.NAME.instance.SETTING`` (``targets.NAME.port``); a whole
     resource to create points at ``targets.NAME.instance``, the published policy record at the target."""
+    if c.path:
+        return c.path
     if c.resource == "policy":
         return ("targets", target_name)
     if c.setting == "port":
@@ -217,18 +258,19 @@ def finding_path(target_name: str, f: Finding) -> tuple[str | int, ...]:
 
 
 def _change_message(c: Change) -> str:
-    if c.setting:
+    if not _whole(c):
         head = f"{_SYMBOL[c.action]} {_name(c)}: {_value(c.before, c.setting)} -> {_value(c.after, c.setting)}"
     else:
-        created = ", ".join(f"{k} = {_value(v)}" for k, v in _created_with(c).items())
-        head = f"{_SYMBOL[c.action]} {_name(c)}" + (f" (created with {created})" if created else "")
+        listed = ", ".join(f"{k} = {_value(v)}" for k, v in _listed(c).items())
+        how = "deleted" if c.action == DELETE else "created with"
+        head = f"{_SYMBOL[c.action]} {_name(c)}" + (f" ({how} {listed})" if listed else "")
     return "\n".join(p for p in (head, f"blocked: {c.reason}" if c.reason else "", f"instead: {c.remedy}" if c.remedy else "",
                                    f"note: {c.note}" if c.note else "") if p)
 
 
 def _github(plan: Plan, outcome: Outcome | None, policy: PolicySet | None) -> str:
-    """One annotation per change and finding: blocked changes and errors as ``::error``, warnings as ``::warning``,
-    pending updates and creates as ``::notice``."""
+    """One annotation per change and finding: blocked changes and errors as ``::error``, deletes and warnings as
+    ``::warning``, pending updates and creates as ``::notice``."""
     name = plan.target.name
     title = f"toolkit {'apply' if outcome else 'plan'} {name}"
 
@@ -237,7 +279,7 @@ def _github(plan: Plan, outcome: Outcome | None, policy: PolicySet | None) -> st
 
     lines = []
     for c in plan.changes:
-        level = "error" if c.action == BLOCKED else "notice"
+        level = "error" if c.action == BLOCKED else "warning" if c.action == DELETE else "notice"
         lines.append(annotation(level, _change_message(c), title=f"{title}: {c.action}", where=where(change_path(name, c))))
     for f in plan.findings:
         level = "error" if f.severity == ERROR else "warning" if f.severity == WARNING else "notice"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from toolkit.policy.model import InstancePolicy, Module, Persistence
+from toolkit.policy.model import AccessPolicyAssignment, InstancePolicy, Module, Persistence
 
 EVICTION_TO_REDIS: Mapping[str, str] = MappingProxyType({
     "AllKeysLFU": "allkeys-lfu", "AllKeysLRU": "allkeys-lru", "AllKeysRandom": "allkeys-random",
@@ -57,6 +57,9 @@ class LiveState:
     published_digest: str | None = None
     published_error: str | None = None
     """Why the published policy could not be read (the data plane was unreachable), or None."""
+    access_policy_assignments: tuple[AccessPolicyAssignment, ...] | None = None
+    """Azure: the database's Entra ID access policy assignments as listed (name, lowercase object id, access
+    policy), sorted by name; None when not read (no database, or a provider without them)."""
 
 
 def eviction_from_redis(raw: str) -> str:
