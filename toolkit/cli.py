@@ -4,7 +4,7 @@ Exit codes (also in the README):
   0  success: policy valid, no changes, audit compliant
   1  error: invalid policy, blocked change, connection or Azure error
   2  usage error (bad arguments); ``plan --detailed-exitcode``: changes pending
-  3  ``audit``: violations found
+  3  ``audit``: violations found; ``diff``: breaking changes found
 User mistakes are reported as one clear line each, never as a traceback.
 """
 
@@ -103,6 +103,21 @@ def _cmd_audit(args: argparse.Namespace) -> int:
                fix=args.fix_ttl, dry_run=args.dry_run)
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from toolkit.diff import run
+    from toolkit.policy.diff import CODES
+
+    most = 1 if args.against_target else 2
+    if not (0 if args.against_target else 1) <= len(args.sides) <= most:
+        return _usage(args, "give OLD [NEW], or --against-target NAME [NEW]" if len(args.sides) > most or args.against_target
+                      else "give OLD (a directory, a file, or git:REF) and optionally NEW (default policies/)")
+    allow = [code.strip() for group in args.allow for code in group.split(",") if code.strip()]
+    unknown = sorted(set(allow) - set(CODES))
+    if unknown:
+        return _usage(args, f"--allow: unknown code {', '.join(unknown)} (codes: {', '.join(CODES)})")
+    return run(args.sides, against_target=args.against_target, output=args.output, allow=allow)
+
+
 def _count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a whole number of keys, got {text!r}")
@@ -150,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", metavar="FILE", help="also write the plan to FILE (JSON) for 'toolkit apply FILE', "
                                                          "which applies exactly it or refuses if anything moved")
         p.set_defaults(func=_cmd_provision)
+
+    p = sub.add_parser("diff", help="compare two versions of the policy: the changes that break live keys or running "
+                                    "applications (exit 3), before they merge")
+    p.add_argument("sides", nargs="*", metavar="SIDE",
+                   help="OLD [NEW]: each a policy directory or file, or git:REF (the same paths at a git revision, "
+                        "e.g. git:origin/main) or git:REF:PATH; NEW defaults to policies/")
+    p.add_argument("--against-target", metavar="NAME",
+                   help="OLD is the policy toolkit apply published on target NAME (declared in NEW)")
+    p.add_argument("--output", choices=("text", "json", "markdown", "github"), default="text")
+    p.add_argument("--allow", action="append", default=[], metavar="CODE[,CODE]",
+                   help="accept these breaking codes (a planned migration): shown, but exit 0")
+    p.set_defaults(func=_cmd_diff)
 
     p = sub.add_parser("audit", help="scan a live keyspace for keys that break the policy; --fix-ttl gives missing TTLs")
     p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")

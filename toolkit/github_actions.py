@@ -20,14 +20,17 @@ def escape_property(text: str) -> str:
 
 
 def annotation(level: str, message: str, *, title: str | None = None,
-               where: tuple[str, int, int] | None = None) -> str:
-    """One line ``::error file=F,line=L,col=C,title=T::message``; without ``where`` the annotation names no file."""
+               where: tuple[str, int | None, int | None] | None = None) -> str:
+    """One line ``::error file=F,line=L,col=C,title=T::message``; without ``where`` the annotation names no file,
+    without a line it annotates the whole file."""
     if level not in LEVELS:
         raise ValueError(f"annotation level must be one of {', '.join(LEVELS)}, not {level!r}")
     props = []
     if where is not None:
         file, line, col = where
-        props += [f"file={escape_property(file)}", f"line={int(line)}", f"col={int(col)}"]
+        props.append(f"file={escape_property(file)}")
+        props += [f"line={int(line)}"] if line is not None else []
+        props += [f"col={int(col)}"] if line is not None and col is not None else []
     if title:
         props.append(f"title={escape_property(title)}")
     return f"::{level}{' ' + ','.join(props) if props else ''}::{escape_data(message)}"

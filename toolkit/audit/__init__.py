@@ -18,6 +18,7 @@ from toolkit.audit._model import (
     AuditReport,
     Change,
     FixReport,
+    Leftover,
     MemoryEstimate,
     NamespaceFix,
     NamespaceReport,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from toolkit.audit._fix import Fixer
 
 __all__ = [
-    "FORMAT_VERSION", "AuditError", "AuditReport", "Change", "FixReport", "MemoryEstimate", "NamespaceFix",
+    "FORMAT_VERSION", "AuditError", "AuditReport", "Change", "FixReport", "Leftover", "MemoryEstimate", "NamespaceFix",
     "NamespaceReport", "PolicyStatus", "PrefixGroup", "fix_ttl", "run_audit",
 ]
 
@@ -69,14 +70,15 @@ def _audit(policy: PolicySet, client: Any, target: str, match: str | None, sampl
     from redis.exceptions import RedisError
 
     from toolkit.audit._scan import Walker, memory_usage
-    from toolkit.audit._tally import Tally
+    from toolkit.audit._tally import Tally, history
     from toolkit.policy.published import read_published
     from toolkit.policy.secrets import Redactor
 
     redact = Redactor(policy.targets.get(target))  # node addresses and errors show ${VAR} references, not values
     started = time.monotonic()
-    tally = Tally(policy, sample_memory, fixing=fixer is not None)
     try:
+        record = read_published(client)  # first: earlier policies tell leftover keys from unknown ones
+        tally = Tally(policy, sample_memory, fixing=fixer is not None, history=history(policy, record))
         walker = Walker(client, match)
         for page in walker:
             candidates = tally.add(page)
@@ -89,7 +91,7 @@ def _audit(policy: PolicySet, client: Any, target: str, match: str | None, sampl
             sizes = [n for n in memory_usage(client, keys) if n is not None]
             if sizes:
                 measured[name] = (len(sizes), sum(sizes))
-        published = read_published(client)
+        published = record
     except RedisError as exc:
         raise AuditError(redact(f"target {target or '?'}: {type(exc).__name__}: {exc}")) from redact.exception(exc)
 
@@ -106,5 +108,5 @@ def _audit(policy: PolicySet, client: Any, target: str, match: str | None, sampl
         scanned=tally.scanned, vanished=tally.vanished, elapsed_s=time.monotonic() - started,
         policy=PolicyStatus(policy.digest, published), namespaces=tally.namespace_reports(memory_of),
         unknown_keys=tally.unknown_keys, unknown=tally.prefix_groups(), reserved_keys=tally.reserved,
-        fix=fixer.report() if fixer is not None else None,
+        fix=fixer.report() if fixer is not None else None, leftovers=tally.leftovers(),
     )

@@ -78,6 +78,24 @@ class PrefixGroup:
 
 
 @dataclass(frozen=True)
+class Leftover:
+    """Keys of no current namespace that a previously published policy's namespace builds: left over from a
+    change ``toolkit diff`` reports as ``code`` (``namespace-removed``, ``key-changed``...)."""
+
+    namespace: str
+    digest: str
+    """The published policy (digest) whose namespace builds these keys."""
+    applied_at: str
+    code: str
+    keys: int
+    examples: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "policy_digest": self.digest, "applied_at": self.applied_at,
+                "code": self.code, "keys": self.keys, "examples": list(self.examples)}
+
+
+@dataclass(frozen=True)
 class PolicyStatus:
     """The policy published on the instance (``toolkit apply``) against the local files."""
 
@@ -152,10 +170,12 @@ class AuditReport:
     reserved_keys: int
     """Keys under the toolkit's reserved prefix (``__toolkit__:``): the published policy and the like."""
     fix: FixReport | None = field(default=None)
+    leftovers: tuple[Leftover, ...] = ()
+    """Keys of no current namespace that an earlier published policy's namespace builds (not in ``unknown``)."""
 
     @property
     def violations(self) -> int:
-        return sum(n.violations for n in self.namespaces) + self.unknown_keys
+        return sum(n.violations for n in self.namespaces) + self.unknown_keys + sum(x.keys for x in self.leftovers)
 
     @property
     def outstanding(self) -> int:
@@ -185,6 +205,7 @@ class AuditReport:
             "namespaces": {n.name: n.as_dict() for n in self.namespaces},
             "unknown": {"keys": self.unknown_keys, "prefixes": [
                 {"prefix": g.prefix, "keys": g.keys, "examples": list(g.examples)} for g in self.unknown]},
+            "leftovers": [x.as_dict() for x in self.leftovers],
             "reserved_keys": self.reserved_keys,
             "violations": self.violations,
             "outstanding": self.outstanding,

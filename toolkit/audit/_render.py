@@ -97,6 +97,13 @@ def _text(report: AuditReport) -> str:
             out.append(f"  {group.prefix:<24} {group.keys:>12,}   e.g. {', '.join(group.examples)}")
         if len(report.unknown) > TOP_PREFIXES:
             out.append(f"  ... {len(report.unknown) - TOP_PREFIXES:,} more prefixes (all of them in --output json)")
+    if report.leftovers:
+        out.append("")
+        out.append(f"keys left over from an earlier policy: {sum(x.keys for x in report.leftovers):,} "
+                   f"(they match no current namespace; delete them, or wait until they expire)")
+        for x in report.leftovers:
+            out.append(f"  {x.namespace:<24} {x.keys:>12,}   [{x.code}] of policy {x.digest[:12]} "
+                       f"(applied {x.applied_at or '?'}), e.g. {', '.join(x.examples)}")
     if report.fix is not None:
         out.append("")
         out.extend(_fix_lines(report.fix))

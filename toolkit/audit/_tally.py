@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from toolkit.audit._model import MemoryEstimate, NamespaceReport, PrefixGroup
+from toolkit.audit._model import Leftover, MemoryEstimate, NamespaceReport, PrefixGroup
 from toolkit.audit._scan import TYPE_CODES, TYPE_NAMES, Page
+from toolkit.policy.classify import Classifier
 from toolkit.policy.model import Namespace, PolicySet
-from toolkit.policy.published import RESERVED_PREFIX
+from toolkit.policy.published import RESERVED_PREFIX, decode_document, namespaces_from_document
 
 EXAMPLES = 5
+LEFT_BEHIND = ("namespace-removed", "key-changed")
+"""The diff codes after which a namespace's old keys no longer match any current namespace."""
 PREFIX_GROUPS = 10_000
 OTHER_PREFIXES = "*"
 _RESERVED = RESERVED_PREFIX.encode()
@@ -71,12 +74,49 @@ class _NamespaceTally:
         )
 
 
+@dataclass(frozen=True)
+class History:
+    """A policy published before the current files: its namespaces that the current policy no longer has as they were,
+    and the ``toolkit diff`` code of each change."""
+
+    digest: str
+    applied_at: str
+    classifier: Classifier
+    codes: Mapping[str, str]
+
+
+def history(policy: PolicySet, record: Mapping[str, str] | None) -> list[History]:
+    """The published documents that differ from ``policy`` (the one on the instance, then the one it replaced),
+    reduced to the namespaces a breaking change left behind."""
+    from toolkit.policy.diff import compare
+
+    found: list[History] = []
+    if record is None:
+        return found
+    for prefix in ("", "previous_"):
+        digest = record.get(f"{prefix}digest") or ""
+        document = decode_document(record.get(f"{prefix}document"))
+        if document is None or digest == policy.digest or any(h.digest == digest for h in found):
+            continue
+        codes: dict[str, str] = {}
+        for f in compare(document, policy.document):
+            kind, _, name = f.subject.partition(" ")
+            if kind == "namespace" and f.code in LEFT_BEHIND:
+                codes.setdefault(name, f.code)
+        gone = [ns for ns in namespaces_from_document(document) if ns.name in codes]
+        if gone:
+            found.append(History(digest, record.get(f"{prefix}applied_at", ""), Classifier(gone), codes))
+    return found
+
+
 class Tally:
     """Counts per namespace and per unknown prefix; when ``fixing``, ``add`` returns the keys a TTL fix applies to."""
 
     def __init__(self, policy: PolicySet, sample_memory: int = 0, fixing: bool = False,
-                 rng: random.Random | None = None):
+                 rng: random.Random | None = None, history: Sequence[History] = ()):
         self._classify: Callable = policy.classify
+        self._history = history
+        self._leftovers: dict[tuple[int, str], list] = {}
         self._fixing = fixing
         self._namespaces = {name: _NamespaceTally(ns) for name, ns in sorted(policy.namespaces.items())}
         self._sample_size = sample_memory
@@ -133,6 +173,14 @@ class Tally:
         if key.startswith(_RESERVED):
             self.reserved += 1
             return
+        for i, past in enumerate(self._history):
+            hit = past.classifier.classify(key)
+            if hit is not None:
+                left = self._leftovers.setdefault((i, hit[0].name), [0, []])
+                left[0] += 1
+                if len(left[1]) < EXAMPLES:
+                    left[1].append(display(key))
+                return
         self.unknown_keys += 1
         prefix = key.split(b":", 1)[0]
         group = self._prefixes.get(prefix)
@@ -152,6 +200,14 @@ class Tally:
 
     def namespace_reports(self, memory_of: Callable[[str, int], MemoryEstimate | None]) -> tuple[NamespaceReport, ...]:
         return tuple(t.report(memory_of(name, t.keys)) for name, t in self._namespaces.items())
+
+    def leftovers(self) -> tuple[Leftover, ...]:
+        found = []
+        for (i, name), (count, examples) in sorted(self._leftovers.items()):
+            past = self._history[i]
+            found.append(Leftover(name, past.digest, past.applied_at, past.codes.get(name, "namespace-removed"), count,
+                                  tuple(sorted(examples))))
+        return tuple(found)
 
     def prefix_groups(self) -> tuple[PrefixGroup, ...]:
         groups: Iterable[tuple[bytes, list]] = sorted(self._prefixes.items(), key=lambda item: (-item[1][0], item[0]))
