@@ -4,9 +4,11 @@ through ``toolkit.cli.main`` against a real redis-server declared as the pipelin
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,6 +212,14 @@ def project(tmp_path: Path, port: int, target: str) -> Path:
         f"    instance:\n"
         f"      eviction_policy: VolatileLRU\n"
     )
+    # the base branch the diff reads (git:origin/main), then a pull request's change on top: a new namespace
+    env = {**os.environ, "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.invalid", "GIT_COMMITTER_NAME": "ci",
+           "GIT_COMMITTER_EMAIL": "ci@example.invalid", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "base"],
+                 ["update-ref", "refs/remotes/origin/main", "HEAD"]):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    with (root / "policies" / "cache.yaml").open("a") as f:
+        f.write("  price:\n    key: \"price:{sku}\"\n    type: string\n    tier: volatile\n")
     return root
 
 
@@ -251,8 +261,9 @@ def test_pipeline_commands_run(path: Path, tmp_path: Path, pipeline_server: redi
             # the artifact: published from the plan job, downloaded by the apply job
             (tmp_path / "agent" / "plan").mkdir(parents=True, exist_ok=True)
             shutil.copy(root / "plan.json", tmp_path / "agent" / "plan" / "plan.json")
-    # validate, then plan (changes pending: the fresh server runs noeviction), then apply of the saved plan
-    assert ran == [("validate", 0), ("plan", 2), ("apply", 0)]
+    # validate, diff (a namespace added: nothing breaking), plan (changes pending: the fresh server runs
+    # noeviction), then apply of the saved plan
+    assert ran == [("validate", 0), ("diff", 0), ("plan", 2), ("apply", 0)]
     assert pipeline_server.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
     assert pipeline_server.exists(POLICY_KEY)
     assert main(["plan", "policies", "--target", target, "--detailed-exitcode"]) == 0  # nothing left to do
