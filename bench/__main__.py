@@ -52,6 +52,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--markdown", action="store_true", help="print the tables as markdown (the README's format)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json", help="where to write the JSON results")
     parser.add_argument("--from", dest="load", type=Path, metavar="RESULTS", help="render a saved results file; run nothing")
+    parser.add_argument("--otel", action="store_true",
+                        help="configure the OpenTelemetry SDK first (a MeterProvider with a reader, a TracerProvider with a "
+                             "batch processor and a discarding exporter): what instrumented engines cost")
     args = parser.parse_args(argv)
     if args.only:
         args.only = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> dict:
     """Start a server, run the chosen workloads, stop the server; the results document."""
     from tests.servers import start_redis  # the test suite's server helper (no pytest in it)
 
+    if args.otel:
+        _configure_otel()
     sizes = QUICK if args.quick else FULL
     names = [n for n in WORKLOADS if not args.only or n in args.only]  # keyspace workloads flush: keep the order
     server = start_redis("--maxmemory", "0")
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> dict:
         client = redis.Redis(host="127.0.0.1", port=server.port)
         _seed.use(server.port)
         ctx = Context(server.port, sizes, args.quick, client)
-        doc = {"format_version": "1", "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        doc = {"format_version": "1", "command": " ".join(["python -m bench", *sys.argv[1:]]), "otel": args.otel,
                "mode": "quick" if args.quick else "full", "rounds": sizes.rounds,
                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": _machine.describe(client), "workloads": {}, "workload_seconds": {}}
@@ -91,6 +96,24 @@ def run(args: argparse.Namespace) -> dict:
         return doc
     finally:
         server.stop()
+
+
+def _configure_otel() -> None:
+    """The SDK as a service would run it: metrics read every 60 s, spans batched to an exporter (one that drops them)."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    trace.set_tracer_provider(provider)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -347,6 +347,7 @@ class _Builder:
             codec=d.get("codec", "text"), max_length=d.get("max_length"), params=MappingProxyType(params),
             hash_tag=hash_tag, owner=d.get("owner", ""), description=d.get("description", ""), reason=d.get("reason", ""),
             on_error=d.get("on_error", "fail-closed" if ns_type == "counter" else "fail-open"),
+            trace_params=d.get("trace_params", False),
             cache_aside=CacheAside(
                 lock=bool(cache.get("lock", False)),
                 lock_timeout_ms=parse_duration(cache.get("lock_timeout", "5s")),

@@ -87,6 +87,8 @@ class Namespace:
     reason: str = ""
     on_error: str = "fail-open"
     cache_aside: CacheAside = CacheAside()
+    trace_params: bool = False
+    """Record key parameter values on OpenTelemetry spans (off by default: they may be personal data)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_build", self.template.builder(self.params, self.hash_tag, f"namespace {self.name!r}"))

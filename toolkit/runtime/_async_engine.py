@@ -48,6 +48,7 @@ class AsyncEngine(EngineCore):
 
     async def aclose(self) -> None:
         """Close the client if the engine built it (a caller's client is left to the caller)."""
+        self._telemetry.close()
         if self._owns_client:
             from toolkit.runtime._client import aclose_client
 
@@ -118,6 +119,11 @@ class AsyncEngine(EngineCore):
             return await self._drive(cache.get_or_load(handle, loader, params))
         found, value = await self.run(read.op)
         return cache.hit(handle, value) if found else await self._perform(cache.miss(handle, loader, params, read))
+
+    async def _traced_get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
+        """``_get_or_load`` in a span (the engine uses it instead when a TracerProvider is configured)."""
+        with self._telemetry.get_or_load_span(handle, params):
+            return await AsyncEngine._get_or_load(self, handle, loader, params)
 
     def _cached_wrapper(self, fn: Callable, handle: Any, key_params: Callable[..., Mapping[str, Any]]) -> Callable:
         async def cached(*args: Any, **kwargs: Any) -> Any:

@@ -26,6 +26,7 @@ from toolkit.runtime import _scripts
 from toolkit.runtime._flows import BUSY, Batch, Flight, Flow, Load, Send, Sleep
 from toolkit.runtime._ops import DATA_MISS, ONCE, OTHER, Op, op
 from toolkit.runtime._stats import Stats
+from toolkit.runtime._telemetry import Telemetry, annotate
 
 if TYPE_CHECKING:
     from toolkit.runtime._handles import Handle
@@ -50,8 +51,9 @@ _monotonic = time.monotonic
 class CacheAside:
     """The flows of ``get_or_load``, and the one piece of state they keep: each namespace's load time."""
 
-    def __init__(self, stats: Stats, namespaces: list[str]):
+    def __init__(self, stats: Stats, namespaces: list[str], telemetry: Telemetry):
         self._stats = stats
+        self._telemetry = telemetry
         self._hits = {name: stats.counter(name, "hits") for name in namespaces}
         self._load_ms: dict[str, float] = {}
 
@@ -73,6 +75,7 @@ class CacheAside:
     def miss(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any], read: Read) -> Flight:
         """After ``plain_read`` missed: the request that loads once per key in the process (the engine performs it)."""
         self._stats.add(handle.ns.name, "misses")
+        annotate("toolkit.cache.hit", False)
         return Flight(read.key, self._fill(handle, read.key, params, loader), since=read.at)
 
     def get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Flow:
@@ -90,12 +93,14 @@ class CacheAside:
                 stats.add(ns.name, "hits")
                 return value
             stats.add(ns.name, "early_refreshes")
+            annotate("toolkit.cache.early_refresh", True)
             try:
                 fresh = yield Flight(key, self._load(handle, key, params, loader), wait=False)
             except Exception:  # noqa: BLE001
                 return value  # the cached value is still valid: a failed early refresh is not the caller's problem
             return value if fresh is BUSY else fresh
         stats.add(ns.name, "misses")
+        annotate("toolkit.cache.hit", False)
         return (yield Flight(key, self._fill(handle, key, params, loader), since=read_at))
 
     def _read(self, handle: Handle, key: str) -> Flow:
@@ -127,6 +132,7 @@ class CacheAside:
             finally:
                 yield Send(op(ns, ("EVALSHA", _scripts.LOCK_RELEASE.sha, 1, lock_key, token), None, OTHER, 0))
         self._stats.add(ns.name, "lock_waits")
+        annotate("toolkit.cache.lock_waited", True)
         deadline = time.monotonic() + options.wait_timeout_ms / 1000
         delay = 0.005
         while time.monotonic() < deadline:
@@ -150,9 +156,12 @@ class CacheAside:
             value = yield Load(loader)
         except Exception:
             stats.add(ns.name, "load_errors")
+            self._telemetry.loaded(ns.name, time.perf_counter() - started, failed=True)
             raise
         elapsed_ms = (time.perf_counter() - started) * 1000
         stats.add(ns.name, "loads")
+        self._telemetry.loaded(ns.name, elapsed_ms / 1000, failed=False)
+        annotate("toolkit.cache.loaded", True)
         previous = self._load_ms.get(ns.name)
         self._load_ms[ns.name] = elapsed_ms if previous is None else 0.8 * previous + 0.2 * elapsed_ms
         if value is None:

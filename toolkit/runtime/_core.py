@@ -39,10 +39,11 @@ from toolkit.runtime._failures import BREAKER_OPEN, DATA, POOL_EXHAUSTED, TABLE,
 from toolkit.runtime._flows import Batch, Call, Exec, Flight, Flow, Load, Scan, ScanNext, Send, Sleep
 from toolkit.runtime._handles import Handle, handle_for
 from toolkit.runtime._health import Health
-from toolkit.runtime._invalidate import invalidate_flow
+from toolkit.runtime._invalidate import invalidate_flow, observed
 from toolkit.runtime._ops import DATA_MISS, ONCE, READ, WRITE, Op, op_key
 from toolkit.runtime._pipeline import Pipeline
 from toolkit.runtime._stats import Stats
+from toolkit.runtime._telemetry import Telemetry
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNDECODABLE = (ValueError, TypeError, UnicodeDecodeError)
@@ -126,7 +127,10 @@ class EngineCore:
         self._read_counters = {n: (self._stats.counter(n, "hits"), self._stats.counter(n, "misses")) for n in policy.namespaces}
         self._handles: dict[str, Handle] = {}
         self._handles_lock = threading.Lock()
-        self._cache_aside = CacheAside(self._stats, list(policy.namespaces))
+        self._telemetry = Telemetry(self, "async" if self._is_async else "sync", target, self._stats, self._breaker)
+        self._cache_aside = CacheAside(self._stats, list(policy.namespaces), self._telemetry)
+        if self._telemetry.tracer is not None:  # spans cost only engines built once a TracerProvider is set
+            self._get_or_load = self._traced_get_or_load  # type: ignore[method-assign]
         self._indexes = _index_plan(policy, self.cluster)
         kwargs = getattr(client, "get_connection_kwargs", None)
         decoding = (kwargs() if kwargs is not None else {}).get("decode_responses", False)
@@ -156,7 +160,7 @@ class EngineCore:
 
     def invalidate(self, rule: str, **params: Any) -> Any:
         """Run an invalidation rule; the number of keys deleted. CacheUnavailable when Redis cannot run it."""
-        return self._drive(invalidate_flow(self.policy, rule, params))
+        return self._drive(observed(invalidate_flow(self.policy, rule, params), self.policy, rule, self._telemetry))
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per-namespace counters since the engine was built (see docs/runtime.md, Stats)."""
@@ -432,6 +436,9 @@ class EngineCore:
         raise NotImplementedError
 
     def _get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _traced_get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
         raise NotImplementedError
 
     def _cached_wrapper(self, fn: Callable, handle: Any, key_params: Callable[..., Mapping[str, Any]]) -> Callable:

@@ -44,6 +44,7 @@ class Engine(EngineCore):
 
     def close(self) -> None:
         """Close the client if the engine built it (a caller's client is left to the caller)."""
+        self._telemetry.close()
         if self._owns_client:
             from toolkit.runtime._client import close_client
 
@@ -81,6 +82,11 @@ class Engine(EngineCore):
             return self._drive(cache.get_or_load(handle, loader, params))
         found, value = self.run(read.op)
         return cache.hit(handle, value) if found else self._perform(cache.miss(handle, loader, params, read))
+
+    def _traced_get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
+        """``_get_or_load`` in a span (the engine uses it instead when a TracerProvider is configured)."""
+        with self._telemetry.get_or_load_span(handle, params):
+            return Engine._get_or_load(self, handle, loader, params)
 
     def _call_loader(self, loader: Callable[[], Any]) -> Any:
         return _refuse_awaitables(loader())

@@ -10,7 +10,9 @@ instead of scanning: only keys written through the engine are in it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 from redis.exceptions import NoScriptError, RedisError
@@ -21,6 +23,7 @@ from toolkit.policy.templates import Param, build_values
 from toolkit.runtime import _scripts
 from toolkit.runtime._failures import describe, reason_of
 from toolkit.runtime._flows import Call, Flow, Scan, ScanNext
+from toolkit.runtime._telemetry import Telemetry
 
 SCAN_COUNT = 1000
 """Keys per SCAN step: large enough to need few round trips, small enough to keep each step short."""
@@ -49,6 +52,30 @@ def rule_keys(policy: PolicySet, rule: InvalidationRule, params: Mapping[str, An
     if rule.index is not None:
         return exact, [], rule.index_key(specs[rule.index].check(params[rule.index]))
     return exact, [t.render(build_values(t, specs, params, what), rule.hash_tag) for t in rule.match], None
+
+
+def observed(flow: Flow, policy: PolicySet, name: str, telemetry: Telemetry) -> Flow:
+    """``flow`` measured: its duration and keys deleted as metrics, a span when tracing. A call the policy refuses
+    (an unknown rule, a bad parameter) is the caller's mistake, not an invalidation: not measured."""
+    rule = policy.rules.get(name) if isinstance(name, str) else None
+    if rule is None:
+        return (yield from flow)  # raises PolicyViolation at once
+    strategy = "index" if rule.index is not None else "scan" if rule.match else "exact"
+    started, keys = time.perf_counter(), 0
+    failed: bool | None = True
+    with telemetry.invalidate_span(name, strategy) if telemetry.tracer is not None else nullcontext() as span:
+        try:
+            keys = yield from flow
+            failed = False
+        except PolicyViolation:
+            failed = None
+            raise
+        finally:
+            if failed is not None:
+                telemetry.invalidated(name, keys, time.perf_counter() - started, failed)
+        if span is not None:
+            span.set_attribute("toolkit.invalidation.keys_deleted", keys)
+    return keys
 
 
 def invalidate_flow(policy: PolicySet, name: str, params: Mapping[str, Any]) -> Flow:
