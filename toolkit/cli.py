@@ -13,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import toolkit
-from toolkit.errors import PolicyError, ToolkitError
+from toolkit.errors import PolicyError, PolicyIssue, ToolkitError
 from toolkit.github_actions import annotation
+from toolkit.junit import error_document
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VIOLATIONS = 0, 1, 2, 3
 
@@ -26,6 +28,7 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_VIOLATIONS = 0, 1, 2, 3
 def _cmd_validate(args: argparse.Namespace) -> int:
     """With ``--output json``, every outcome is one JSON document on stdout, a bug included: CI parses it blindly."""
     as_json = args.output == "json"
+    started = time.monotonic()
     if any(not str(path) for path in args.paths):  # Path("") is ".": an unset $POLICY_DIR would validate the whole tree
         return _validate_failed(args.output, EXIT_USAGE, "an empty PATH argument (an unset variable?); name a file or directory")
     try:
@@ -37,6 +40,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             for issue in exc.issues:
                 print(annotation("error", f"{issue.path}: {issue.message}" if issue.path else issue.message,
                                  title="toolkit validate", where=(issue.file, issue.line, issue.col)))
+        elif args.output == "junit":  # a failing case per file with mistakes, a passing one per other file
+            _print_validate_junit(args.paths, exc.issues, time.monotonic() - started)
+            for issue in exc.issues:  # stdout is the report file: the job's log still shows the mistakes
+                print(issue, file=sys.stderr)
         else:
             for issue in exc.issues:  # one line per mistake and nothing else: editors and CI annotate them as they are
                 print(issue, file=sys.stderr)
@@ -50,7 +57,33 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             "valid": True, "errors": [], "files": list(policy.sources), "digest": policy.digest,
             "namespaces": sorted(policy.namespaces), "invalidation": sorted(policy.rules), "targets": sorted(policy.targets),
         }, indent=2))
+    elif args.output == "junit":
+        _print_validate_junit(policy.sources, [], time.monotonic() - started)
     return EXIT_OK
+
+
+def _print_validate_junit(files: Sequence[str], issues: Sequence[PolicyIssue], elapsed_s: float) -> None:
+    """One case per policy file, named by its path: a ``<failure>`` listing its mistakes, or passing. ``files`` are
+    the loaded files, or the PATH arguments (expanded again here) when loading failed."""
+    from toolkit.junit import FAILURE, Case, document
+    from toolkit.policy.loader import policy_files
+
+    names = list(files) if not issues else [str(f) for f in policy_files(files)[0]]
+    by_file: dict[str, list[PolicyIssue]] = {}
+    for issue in issues:
+        by_file.setdefault(issue.file, []).append(issue)
+    names += [name for name in by_file if name not in names]
+    cases = []
+    for name in names:
+        found = by_file.get(name, [])
+        if not found:
+            cases.append(Case("toolkit.validate", name, file=name))
+            continue
+        first = f"{found[0].path}: {found[0].message}" if found[0].path else found[0].message
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        cases.append(Case("toolkit.validate", name, FAILURE, message=" ".join(f"{first}{more}".split()),
+                          type="PolicyError", details="\n".join(str(i) for i in found), file=name, line=found[0].line))
+    sys.stdout.write(document("toolkit validate", cases, time=elapsed_s))
 
 
 def _validate_failed(output: str, code: int, message: str) -> int:
@@ -61,6 +94,9 @@ def _validate_failed(output: str, code: int, message: str) -> int:
         print(json.dumps({"valid": False, "errors": [], "error": message}, indent=2))
     elif output == "github":
         print(annotation("error", message, title="toolkit validate"))
+    elif output == "junit":
+        sys.stdout.write(error_document("toolkit validate", "toolkit.validate", message))
+        print(f"toolkit validate: error: {message}", file=sys.stderr)
     else:
         print(f"toolkit validate: error: {message}", file=sys.stderr)
     return code
@@ -139,8 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check policy files; print every error as FILE:LINE:COL: PATH: message")
     p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")
-    p.add_argument("--output", choices=("text", "json", "github"), default="text",
-                   help="github: each mistake as a GitHub Actions ::error annotation on stdout")
+    p.add_argument("--output", choices=("text", "json", "github", "junit"), default="text",
+                   help="github: each mistake as a GitHub Actions ::error annotation on stdout; junit: JUnit XML on "
+                        "stdout, a test case per policy file")
     p.set_defaults(func=_cmd_validate)
 
     p = sub.add_parser("schema", help="print the policy JSON Schema (draft 2020-12)")
@@ -173,15 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "e.g. git:origin/main) or git:REF:PATH; NEW defaults to policies/")
     p.add_argument("--against-target", metavar="NAME",
                    help="OLD is the policy toolkit apply published on target NAME (declared in NEW)")
-    p.add_argument("--output", choices=("text", "json", "markdown", "github"), default="text")
+    p.add_argument("--output", choices=("text", "json", "markdown", "github", "junit"), default="text",
+                   help="junit: JUnit XML on stdout, a test case per finding (breaking: failure, allowed: skipped)")
     p.add_argument("--allow", action="append", default=[], metavar="CODE[,CODE]",
-                   help="accept these breaking codes (a planned migration): shown, but exit 0")
+                   help="accept these codes (a planned migration): still shown, but they do not make the exit code 3")
     p.set_defaults(func=_cmd_diff)
 
     p = sub.add_parser("audit", help="scan a live keyspace for keys that break the policy; --fix-ttl gives missing TTLs")
     p.add_argument("paths", nargs="*", default=["policies"], metavar="PATH", help="files or directories (default: policies/)")
     p.add_argument("--target", metavar="NAME", help="the target (instance) to scan (may be left out when only one is declared)")
-    p.add_argument("--output", choices=("text", "json"), default="text")
+    p.add_argument("--output", choices=("text", "json", "junit"), default="text",
+                   help="junit: JUnit XML on stdout, a test case per namespace, unknown keys and leftover group")
     p.add_argument("--match", metavar="GLOB", help="only keys matching this SCAN pattern")
     p.add_argument("--sample-memory", type=_count, default=10, metavar="N",
                    help="MEMORY USAGE of N sampled keys per namespace, extrapolated (default 10, 0: off)")
@@ -203,15 +242,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "output", None) == "github":
                 print(annotation("error", f"{issue.path}: {issue.message}" if issue.path else issue.message,
                                  title=f"toolkit {args.command}", where=(issue.file, issue.line, issue.col)))
+        if getattr(args, "output", None) == "junit" and exc.issues:  # the report file says why there is no result
+            first = exc.issues[0]
+            sys.stdout.write(error_document(
+                f"toolkit {args.command}", f"toolkit.{args.command}", f"invalid policy: {_mistakes(len(exc.issues))}, "
+                f"first {first}", "\n".join(str(i) for i in exc.issues), type="PolicyError", file=first.file, line=first.line))
         return EXIT_ERROR
     except ToolkitError as exc:
         print(f"toolkit {args.command}: error: {exc}", file=sys.stderr)
         if getattr(args, "output", None) == "github":
             print(annotation("error", str(exc), title=f"toolkit {args.command}"))
+        if getattr(args, "output", None) == "junit":
+            sys.stdout.write(error_document(f"toolkit {args.command}", f"toolkit.{args.command}", " ".join(str(exc).split()),
+                                            str(exc), type=type(exc).__name__))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"toolkit {args.command}: interrupted", file=sys.stderr)
+        if getattr(args, "output", None) == "junit":
+            sys.stdout.write(error_document(f"toolkit {args.command}", f"toolkit.{args.command}", "interrupted"))
         return 130
+    except Exception as exc:
+        if getattr(args, "output", None) != "junit":
+            raise
+        message = f"internal error (please report it): {type(exc).__name__}: {' '.join(str(exc).split())}"
+        print(f"toolkit {args.command}: error: {message}", file=sys.stderr)  # a bug still ends in a report file
+        sys.stdout.write(error_document(f"toolkit {args.command}", f"toolkit.{args.command}", message, type=type(exc).__name__))
+        return EXIT_ERROR
+
+
+def _mistakes(n: int) -> str:
+    return f"{n} mistake{'' if n == 1 else 's'}"
 
 
 if __name__ == "__main__":

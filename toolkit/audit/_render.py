@@ -1,13 +1,16 @@
-"""Audit reports as text (for people) or JSON (for pipelines; shape documented in the README)."""
+"""Audit reports as text (for people), JSON (for pipelines; shape documented in the README) or JUnit XML (for CI
+test reports: a case per namespace, one for unknown keys, one per leftover group)."""
 
 from __future__ import annotations
 
 import json
 
-from toolkit.audit._model import AuditReport, FixReport, NamespaceReport
+from toolkit import junit
+from toolkit.audit._model import VIOLATIONS, AuditReport, FixReport, NamespaceFix, NamespaceReport
 from toolkit.policy.durations import format_duration
+from toolkit.policy.model import PolicySet
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "junit")
 TOP_PREFIXES = 20
 _KIND_LABEL = {"missing_ttl": "no TTL", "ttl_above_max": "TTL above tier max",
                "ttl_on_persistent": "TTL on a persistent key", "wrong_type": "wrong Redis type",
@@ -18,9 +21,12 @@ def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
-def render(report: AuditReport, fmt: str) -> str:
+def render(report: AuditReport, fmt: str, policy: PolicySet | None = None) -> str:
+    """``policy`` (the audited files) gives the JUnit cases of namespaces their file and line."""
     if fmt == "json":
         return json.dumps(report.as_dict(), indent=2) + "\n"
+    if fmt == "junit":
+        return _junit(report, policy)
     return _text(report)
 
 
@@ -142,6 +148,61 @@ def _fix_lines(fix: FixReport) -> list[str]:
             status = "" if c.applied or fix.dry_run else " (declined)"
             lines.append(f"    {c.key}: {approx_ms(c.before_ms)} -> {approx_ms(c.ttl_ms)}{status}")
     return lines
+
+
+def _junit(report: AuditReport, policy: PolicySet | None) -> str:
+    """Each case fails while violations are outstanding (found, minus what ``--fix-ttl`` fixed), so the suite has
+    failures exactly when the exit code is 3; the whole text report is the suite's ``<system-out>``."""
+    classname = f"toolkit.audit.{report.target or 'default'}"
+    fixes = {n.namespace: n for n in report.fix.namespaces} if report.fix is not None else {}
+    cases = [_namespace_case(classname, ns, fixes.get(ns.name), report.fix, policy) for ns in report.namespaces]
+    if report.unknown_keys:
+        prefixes = f"{len(report.unknown):,} prefix{'' if len(report.unknown) == 1 else 'es'}"
+        cases.append(junit.Case(classname, "unknown keys", junit.FAILURE, type="unknown_keys",
+                                message=f"{_n(report.unknown_keys, 'key')} in no namespace, under {prefixes}",
+                                details="\n".join(f"{g.prefix}: {_n(g.keys, 'key')}, e.g. {', '.join(g.examples)}"
+                                                  for g in report.unknown)))
+    else:
+        cases.append(junit.Case(classname, "unknown keys"))
+    for x in report.leftovers:
+        name = f"leftover {x.namespace} [{x.code}] of policy {x.digest[:12]}"
+        what = (f"{_n(x.keys, 'key')} left over from namespace {x.namespace} of policy {x.digest[:12]} (applied "
+                f"{x.applied_at or '?'}), removed or changed since ({x.code}): delete them, or wait until they expire")
+        cases.append(junit.Case(classname, name, junit.FAILURE if x.keys else junit.PASSED, type="leftover",
+                                message=what if x.keys else "", details=f"{what}\ne.g. {', '.join(x.examples)}" if x.keys else ""))
+    published = report.policy.published
+    properties = {"target": report.target, "cluster": str(report.cluster).lower(), "nodes": ", ".join(report.nodes),
+                  "match": report.match or "", "scanned": str(report.scanned), "violations": str(report.violations),
+                  "outstanding": str(report.outstanding), "local_digest": report.policy.local_digest,
+                  "published_digest": (published or {}).get("digest", "")}
+    return junit.document("toolkit audit", cases, time=report.elapsed_s, properties=properties, stdout=_text(report))
+
+
+def _namespace_case(classname: str, ns: NamespaceReport, fix: NamespaceFix | None, fix_report: FixReport | None,
+                    policy: PolicySet | None) -> junit.Case:
+    fixed = fix.ttl_set + fix.ttl_clamped if fix is not None and fix_report is not None and not fix_report.dry_run else 0
+    outstanding = ns.violations - fixed
+    lines = [f"{ns.name}: {ns.type}, tier {_tier(ns)}, {_n(ns.keys, 'key')}"
+             + (f", ~{_bytes(ns.memory.estimated_bytes)} (est.)" if ns.memory else "")]
+    for kind in (*VIOLATIONS, "ttl_below_min"):
+        count: int = getattr(ns, kind)
+        if count:
+            extra = f" (found: {', '.join(f'{t} {n:,}' for t, n in ns.found_types.items())})" if kind == "wrong_type" else ""
+            examples = ns.examples.get(kind, ())
+            lines.append(f"{_KIND_LABEL[kind]}: {count:,}{extra}" + (f", e.g. {', '.join(examples)}" if examples else ""))
+    if fix is not None and fix_report is not None:
+        fix_lines = [line.strip() for line in _fix_lines(FixReport(fix_report.dry_run, (fix,)))[1:]]
+        head = "fix-ttl (dry run)" if fix_report.dry_run else "fix-ttl"
+        lines += [f"{head}: {fix_lines[0].removeprefix(f'{ns.name}: ')}", *fix_lines[1:]]
+    where = policy.locate(("namespaces", ns.name)) if policy is not None else None
+    file, line = (where[0], where[1]) if where else (None, None)
+    if outstanding <= 0:
+        return junit.Case(classname, ns.name, stdout="\n".join(lines) if ns.keys else "", file=file, line=line)
+    counts = ", ".join(f"{getattr(ns, kind):,} {_KIND_LABEL[kind]}" for kind in VIOLATIONS if getattr(ns, kind))
+    fixed_note = f"; {fixed:,} fixed by --fix-ttl" if fixed else ""
+    return junit.Case(classname, ns.name, junit.FAILURE, type="policy_violation", file=file, line=line,
+                      message=f"{_n(outstanding, 'violation')} in {_n(ns.keys, 'key')}: {counts}{fixed_note}",
+                      details="\n".join(lines))
 
 
 def _verdict(report: AuditReport) -> str:

@@ -75,5 +75,5 @@ def run(paths: Iterable[str], target_name: str | None, *, output: str = "text", 
         if progress is not None:
             progress.finish()
         close_client(client)
-    out.write(render(report, output))
+    out.write(render(report, output, policy))
     return EXIT_OK if report.compliant else EXIT_VIOLATIONS

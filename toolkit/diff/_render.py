@@ -1,6 +1,7 @@
-"""Diff findings as text (a terminal), JSON (pipelines), Markdown (a PR comment) or GitHub annotations.
+"""Diff findings as text (a terminal), JSON (pipelines), Markdown (a PR comment), GitHub annotations or JUnit XML
+(CI test reports: a case per finding; breaking fails, breaking accepted with ``--allow`` is skipped, the rest pass).
 
-The JSON document is a stable interface documented in the README (``FORMAT_VERSION``).
+The JSON document is a stable interface documented in docs/diff.md (``FORMAT_VERSION``).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from toolkit import junit
 from toolkit.diff._sources import Side
 from toolkit.github_actions import annotation
 from toolkit.policy.diff import BREAKING, INFO, WARNING, DiffFinding
 
 FORMAT_VERSION = "1"
-FORMATS = ("text", "json", "markdown", "github")
+FORMATS = ("text", "json", "markdown", "github", "junit")
 _LEVEL = {BREAKING: "error", WARNING: "warning", INFO: "notice"}
 
 
@@ -55,6 +57,8 @@ def render(located: Sequence[Located], old: Side, new: Side, fmt: str, exit_code
         return json.dumps(as_dict(located, old, new, exit_code), indent=2) + "\n"
     if fmt == "markdown":
         return _markdown(located, old, new)
+    if fmt == "junit":
+        return _junit(located, old, new)
     text = _text(located, old, new)
     return _github(located, old) + text if fmt == "github" else text
 
@@ -120,3 +124,36 @@ def _github(located: Sequence[Located], old: Side) -> str:
             where = (x.file, None, None) if f.side == "old" else (x.file, x.line, None)
         lines.append(annotation(level, message, title=f"toolkit diff: {f.code} ({f.subject})", where=where))
     return "".join(line + "\n" for line in lines)
+
+
+NO_CHANGE = "no changes that affect live keys or running applications"
+
+
+def _junit(located: Sequence[Located], old: Side, new: Side) -> str:
+    """A case per finding, named ``code subject``: breaking is a ``<failure>``, breaking but accepted with ``--allow``
+    is ``<skipped>`` (shown, not failing), warnings and info pass with their message in ``<system-out>``. Without a
+    finding, one passing case, so the suite is never empty. The summary line is the suite's ``<system-out>``."""
+    cases = []
+    for x in located:
+        f = x.finding
+        where = f" ({x.where}{f' in {old.label}' if f.side == 'old' else ''})" if x.where else ""
+        lines = [f"{f.severity}{' (allowed)' if x.allowed else ''} [{f.code}] {f.subject}{where}", f.message]
+        lines += [f"do: {f.remedy}"] if f.remedy else []
+        file = x.file
+        line = x.line if f.side == "new" else None  # a removal's line is OLD's: name the file only, as --output github
+        name, headline = f"{f.code} {f.subject}", " ".join(f.message.split())
+        if f.severity == BREAKING and not x.allowed:
+            cases.append(junit.Case("toolkit.diff", name, junit.FAILURE, message=headline, type=f.code,
+                                    details="\n".join(lines), file=file, line=line))
+        elif x.allowed:
+            cases.append(junit.Case("toolkit.diff", name, junit.SKIPPED, message=f"allowed by --allow: {headline}",
+                                    details="\n".join(lines), file=file, line=line))
+        else:
+            cases.append(junit.Case("toolkit.diff", name, stdout="\n".join(lines), file=file, line=line))
+    if not cases:
+        cases.append(junit.Case("toolkit.diff", NO_CHANGE))
+    n = counts(located)
+    properties = {"old": old.label, "new": new.label, **{key: str(value) for key, value in n.items()}}
+    summary = f"Diff: {_summary(located)}." if located else f"{NO_CHANGE[0].upper()}{NO_CHANGE[1:]}."
+    return junit.document("toolkit diff", cases, properties=properties,
+                          stdout=f"Policy changes from {old.label} to {new.label}\n{summary}")

@@ -16,6 +16,7 @@ from toolkit.diff._render import counts, locate, render
 from toolkit.diff._sources import GIT_PREFIX, Side, SideError, files_side, git_side, published_side
 from toolkit.errors import PolicyError
 from toolkit.github_actions import annotation
+from toolkit.junit import error_document
 from toolkit.policy.diff import BREAKING, compare
 
 EXIT_OK, EXIT_INVALID, EXIT_BREAKING = 0, 1, 3
@@ -58,12 +59,13 @@ def run(sides: list[str], *, against_target: str | None = None, output: str = "t
     except PolicyError as exc:
         return _invalid(out, err, output, [str(i) for i in exc.issues], [i.as_dict() for i in exc.issues])
     except SideError as exc:
-        return _invalid(out, err, output, [f"toolkit diff: error: {exc}"], [], str(exc))
+        return _invalid(out, err, output, [f"toolkit diff: error: {exc}"], [], str(exc), kind="SideError")
 
 
 def _invalid(out: TextIO, err: TextIO, output: str, lines: list[str], issues: list[dict[str, object]],
-             error: str | None = None) -> int:
-    """Invalid input: the located issues (or the one error) on stderr; with --output json, one document on stdout."""
+             error: str | None = None, kind: str = "PolicyError") -> int:
+    """Invalid input: the located issues (or the one error) on stderr; with --output json, one document on stdout;
+    with --output junit, one ``<error>`` case listing them."""
     if output == "json":
         out.write(json.dumps({"format_version": "1", "findings": [], "errors": issues, "error": error,
                               "exit_code": EXIT_INVALID}, indent=2) + "\n")
@@ -74,6 +76,12 @@ def _invalid(out: TextIO, err: TextIO, output: str, lines: list[str], issues: li
                                  title="toolkit diff", where=where) + "\n")
         if error:
             out.write(annotation("error", error, title="toolkit diff") + "\n")
+    elif output == "junit":
+        first = issues[0] if issues else None
+        message = error or f"invalid policy: {len(issues)} mistake{'' if len(issues) == 1 else 's'}, first {lines[0]}"
+        out.write(error_document("toolkit diff", "toolkit.diff", " ".join(message.split()), "\n".join(lines), type=kind,
+                                 file=str(first["file"]) if first else None,
+                                 line=int(str(first["line"])) if first else None))
     for line in lines:
         print(line, file=err)
     return EXIT_INVALID
