@@ -1,7 +1,7 @@
 """Plans and apply outcomes as text (like ``terraform plan``), JSON (for pipelines), Markdown (PR comments) or
 GitHub Actions annotations followed by the text (``github``).
 
-The JSON document is a stable interface, documented in the README; ``FORMAT_VERSION`` changes
+The JSON document is a stable interface, documented in docs/provision.md; ``FORMAT_VERSION`` changes
 only when a field changes meaning or disappears (new fields may be added within a version).
 """
 
