@@ -261,9 +261,9 @@ def test_pipeline_commands_run(path: Path, tmp_path: Path, pipeline_server: redi
             # the artifact: published from the plan job, downloaded by the apply job
             (tmp_path / "agent" / "plan").mkdir(parents=True, exist_ok=True)
             shutil.copy(root / "plan.json", tmp_path / "agent" / "plan" / "plan.json")
-    # validate, diff (a namespace added: nothing breaking), plan (changes pending: the fresh server runs
-    # noeviction), then apply of the saved plan
-    assert ran == [("validate", 0), ("diff", 0), ("plan", 2), ("apply", 0)]
+    # validate, plan (changes pending: the fresh server runs noeviction), diff (a namespace added: nothing
+    # breaking), then apply of the saved plan
+    assert ran == [("validate", 0), ("plan", 2), ("diff", 0), ("apply", 0)]
     assert pipeline_server.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
     assert pipeline_server.exists(POLICY_KEY)
     assert main(["plan", "policies", "--target", target, "--detailed-exitcode"]) == 0  # nothing left to do

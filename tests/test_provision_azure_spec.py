@@ -105,8 +105,6 @@ OMISSIONS = [
     ("RedisEnterpriseDatabasesNoClusterCacheCreate.json", "persistence", "persistence: disabled",
      ("persistence", Persistence())),
     ("RedisEnterpriseDatabasesNoClusterCacheCreate.json", "modules", "modules: []", ("modules", ())),
-    ("RedisEnterpriseDatabasesGet.json", "accessKeysAuthentication", "access_keys_authentication: false",
-     ("access_keys_authentication", False)),
 ]
 
 
@@ -127,15 +125,38 @@ def test_each_omitted_setting_reads_as_the_documented_default(arm: ArmEmulator, 
     assert [c for c in plan.changes if c.setting == name] == []
 
 
-def test_omitted_public_network_access_is_unknown_and_planned(arm: ArmEmulator, tmp_path: Path) -> None:
-    """No default: the spec returns null "only for clusters created using an old API version"."""
+def test_omitted_public_network_access_is_unknown_and_declaring_it_is_blocked(arm: ArmEmulator, tmp_path: Path) -> None:
+    """No default: the spec returns null "only for clusters created using an old API version which do not have this
+    property and cannot be set"."""
     arm.seed_example("RedisEnterpriseUpdate.json", RG, CLUSTER, omit=("publicNetworkAccess",),
                      provisioningState="Succeeded", resourceState="Running")
     arm.seed_example("RedisEnterpriseDatabasesGet.json", RG, CLUSTER)
     plan = plan_for(tmp_path, "public_network_access: false\nclustering_policy: auto")
     assert plan.live.settings.public_network_access is None
     (change,) = plan.changes
-    assert (change.setting, change.action, change.before, change.after) == ("public_network_access", UPDATE, None, False)
+    assert (change.setting, change.action, change.before, change.after) == ("public_network_access", BLOCKED, None, False)
+    assert "cannot be set" in change.reason and plan.refused
+    assert plan_for(tmp_path, "clustering_policy: auto").changes == ()  # not declared: nothing to say
+
+
+def test_omitted_access_keys_authentication_is_unknown_not_disabled(arm: ArmEmulator, tmp_path: Path) -> None:
+    """The spec's "default": "Disabled" is a request default (DatabaseCreateProperties): a database an older API made
+    may leave the property out with its keys enabled, so an access-key target is not refused on a guess."""
+    arm.seed_example("RedisEnterpriseUpdate.json", RG, CLUSTER, provisioningState="Succeeded", resourceState="Running")
+    arm.seed_example("RedisEnterpriseDatabasesGet.json", RG, CLUSTER, omit=("accessKeysAuthentication",))
+    write(tmp_path, "clustering_policy: auto")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(targets.read_text().replace("auth: {type: entra-id}", "auth: {type: access-key, env: AMR_KEY}"))
+    policy = toolkit.load(tmp_path)
+    backend = open_backend(policy.target("amr"), credential=FakeCredential())
+    try:
+        plan = compute_plan(policy, policy.target("amr"), backend.read(), publish=False)
+    finally:
+        backend.close()
+    assert plan.live.settings.access_keys_authentication is None
+    assert "access-key-disabled" not in [f.code for f in plan.findings]
+    (change,) = plan_for(tmp_path, "clustering_policy: auto\naccess_keys_authentication: true").changes
+    assert (change.setting, change.action, change.before, change.after) == ("access_keys_authentication", UPDATE, None, True)
 
 
 def test_the_examples_read_as_written(arm: ArmEmulator, tmp_path: Path) -> None:

@@ -119,16 +119,21 @@ OMITTED: dict[str, object] = {
     "eviction_policy": "VolatileLRU",
     "persistence": Persistence(),
     "modules": (),
-    "access_keys_authentication": False,
 }
 """What a 2025-07-01 response that leaves a setting out means, from redisenterprise.json (and its examples):
 - ``highAvailability``: "Enabled by default. If highAvailability is disabled, the data set is not replicated."
 - ``minimumTlsVersion``: "TLS 1.0 and TLS 1.1 are now completely obsolete -- you cannot use them", so 1.2.
 - ``clientProtocol``: "Default is TLS-encrypted." ``clusteringPolicy``: "default is OSSCluster".
 - ``evictionPolicy``: "Default is VolatileLRU". ``persistence``: absent means neither AOF nor RDB.
-- ``modules``: absent means none. ``accessKeysAuthentication``: "default": "Disabled".
+- ``modules``: absent means none.
 ``publicNetworkAccess`` has no default: "null is returned only for clusters created using an old API
-version", so it reads as not reported. ``sku.capacity`` and ``geoReplication`` absent mean none."""
+version which do not have this property and cannot be set", so it reads as not reported, and declaring
+it there is blocked. ``accessKeysAuthentication`` has a default for requests only ("default": "Disabled"
+in DatabaseCreateProperties, not in the response's DatabaseProperties): a database created by an older
+API version may leave it out with keys enabled, so omitted reads as not reported. ``sku.capacity`` and
+``geoReplication`` absent mean none."""
+CREATED: dict[str, object] = {**OMITTED, "access_keys_authentication": False}
+"""What a database this plan creates gets for what the policy leaves out (accessKeysAuthentication's create default)."""
 
 
 def _family(sku: str | None) -> str | None:
@@ -157,7 +162,13 @@ class AzureProvider:
             if not (live.cluster_exists if resource == "cluster" else live.database_exists):
                 continue  # the create change carries it
             have = getattr(live.settings, name)
-            if name == "capacity" and not capacity_used(sku):
+            if name == "public_network_access" and have is None:
+                yield Change(resource, name, BLOCKED, None, to_json(want),
+                             reason="the cluster reports no publicNetworkAccess: the API returns null \"only for clusters "
+                                    "created using an old API version which do not have this property and cannot be "
+                                    "set\"", remedy="remove public_network_access from the target's instance policy, "
+                                                     "or create a new cluster with it")
+            elif name == "capacity" and not capacity_used(sku):
                 yield Change(resource, name, BLOCKED, to_json(have), want,
                              reason=f"capacity is used only with Enterprise and EnterpriseFlash SKUs; the cluster's "
                                     f"SKU is {sku}", remedy="remove capacity from the instance policy")
@@ -228,7 +239,7 @@ class AzureProvider:
             if want is not None and want != "auto":
                 values[f.name] = want
             elif f.name in gone:  # created now: Azure's default for what the policy leaves out
-                values[f.name] = OMITTED.get(f.name)
+                values[f.name] = CREATED.get(f.name)
             else:
                 values[f.name] = getattr(have, f.name)
         return InstancePolicy(**values)
