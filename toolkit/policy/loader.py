@@ -36,6 +36,7 @@ from toolkit.policy.model import (
     ClientOptions,
     InstancePolicy,
     InvalidationRule,
+    LocalCache,
     Module,
     Namespace,
     Persistence,
@@ -341,8 +342,9 @@ class _Builder:
         if negative is not None and (ttl_ms is None or negative > ttl_ms):
             self.error(entry, ("cache_aside", "negative_ttl"), "negative_ttl must not exceed the namespace's ttl"
                        + (f" ({format_duration(ttl_ms)})" if ttl_ms is not None else " (a persistent namespace has none)"))
+        local = self.local_cache(entry, d, ns_type, ttl_ms)
         return Namespace(
-            name=entry.name, template=template, type=ns_type, tier=tier_name, ttl_ms=ttl_ms,
+            name=entry.name, template=template, type=ns_type, tier=tier_name, ttl_ms=ttl_ms, local_cache=local,
             tier_min_ms=tier_min, tier_max_ms=tier_max, jitter_ms=jitter_ms, jitter_percent=jitter_pct,
             codec=d.get("codec", "text"), max_length=d.get("max_length"), params=MappingProxyType(params),
             hash_tag=hash_tag, owner=d.get("owner", ""), description=d.get("description", ""), reason=d.get("reason", ""),
@@ -356,6 +358,27 @@ class _Builder:
                 negative_ttl_ms=negative,
             ),
         )
+
+    def local_cache(self, entry: _Entry, d: dict, ns_type: str, ttl_ms: int | None) -> LocalCache | None:
+        """``local_cache``: string and hash namespaces only, a local TTL above zero and at most the namespace's."""
+        raw = d.get("local_cache")
+        if raw is None:
+            return None
+        if ns_type not in ("string", "hash"):
+            why = "a counter changes on every write, so a local copy would be stale at once" if ns_type == "counter" else \
+                "lists are read in ranges the near cache does not keep"
+            self.error(entry, ("local_cache",), f"local_cache is for string and hash namespaces: {why}", key=True)
+            return None
+        default_ttl = min(30_000, ttl_ms) if ttl_ms is not None else 30_000
+        local_ttl = parse_duration(raw["ttl"]) if "ttl" in raw else default_ttl
+        if local_ttl <= 0:
+            self.error(entry, ("local_cache", "ttl"), "a local copy that expires at once caches nothing")
+            return None
+        if ttl_ms is not None and local_ttl > ttl_ms:
+            self.error(entry, ("local_cache", "ttl"), f"the local ttl {format_duration(local_ttl)} is above the namespace's "
+                                                      f"ttl ({format_duration(ttl_ms)}): a local copy must not outlive the key")
+            return None
+        return LocalCache(max_entries=raw.get("max_entries", 10_000), ttl_ms=local_ttl)
 
     def overlaps(self, namespaces: dict[str, Namespace], entries: dict[str, _Entry]) -> None:
         """Two templates that can produce the same key would make ownership and classification ambiguous."""

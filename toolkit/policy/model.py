@@ -65,6 +65,14 @@ class CacheAside:
 
 
 @dataclass(frozen=True)
+class LocalCache:
+    """A near cache: reads served from process memory, kept coherent by Redis's invalidation messages."""
+
+    max_entries: int = 10_000
+    ttl_ms: int = 30_000
+
+
+@dataclass(frozen=True)
 class Namespace:
     """A family of keys sharing a template, a Redis type and a TTL policy."""
 
@@ -89,6 +97,13 @@ class Namespace:
     cache_aside: CacheAside = CacheAside()
     trace_params: bool = False
     """Record key parameter values on OpenTelemetry spans (off by default: they may be personal data)."""
+    local_cache: LocalCache | None = None
+
+    @property
+    def literal_prefix(self) -> str:
+        """The literal text every key starts with ("" when the key starts with a parameter)."""
+        first = self.template.parts[0] if self.template.parts else ""
+        return first if isinstance(first, str) else ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_build", self.template.builder(self.params, self.hash_tag, f"namespace {self.name!r}"))

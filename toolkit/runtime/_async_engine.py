@@ -22,6 +22,7 @@ from toolkit.runtime._failures import BREAKER_OPEN
 from toolkit.runtime._flight import AsyncSingleFlight
 from toolkit.runtime._flows import Flow, Steps
 from toolkit.runtime._handles import Handle
+from toolkit.runtime._near import MISSING, NEAR_READS
 from toolkit.runtime._ops import Op
 from toolkit.runtime._typing import AsyncAnyHandle
 
@@ -49,6 +50,8 @@ class AsyncEngine(EngineCore):
     async def aclose(self) -> None:
         """Close the client if the engine built it (a caller's client is left to the caller)."""
         self._telemetry.close()
+        if self._tracker is not None:
+            await asyncio.to_thread(self._tracker.stop)  # joins its threads: never on the event loop
         if self._owns_client:
             from toolkit.runtime._client import aclose_client
 
@@ -75,6 +78,21 @@ class AsyncEngine(EngineCore):
         except RedisError as exc:
             return await self._drive(self._resend_flow(op, exc))
         return self._answer(op, raw)
+
+    async def _near_run(self, op: Op) -> Any:
+        """``run`` for near-cached namespaces: reads answered from process memory when a copy is there."""
+        near = self._near
+        assert near is not None
+        args = op.args
+        if args[0] in NEAR_READS:
+            raw = near.get(op.ns.name, args[1], args)
+            if raw is not MISSING:
+                return self._reply(op, raw)
+            return await self._drive(self._near_fill(op))
+        try:
+            return await self.run(op)
+        finally:
+            self._near_written((op,))
 
     async def _execute(self, args: tuple) -> Any:
         try:
@@ -117,7 +135,7 @@ class AsyncEngine(EngineCore):
         read = cache.plain_read(handle, params)
         if read is None:
             return await self._drive(cache.get_or_load(handle, loader, params))
-        found, value = await self.run(read.op)
+        found, value = await handle._runner.run(read.op)  # the engine, or its near cache for local_cache namespaces
         return cache.hit(handle, value) if found else await self._perform(cache.miss(handle, loader, params, read))
 
     async def _traced_get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:

@@ -40,13 +40,27 @@ from toolkit.runtime._flows import Batch, Call, Exec, Flight, Flow, Load, Scan, 
 from toolkit.runtime._handles import Handle, handle_for
 from toolkit.runtime._health import Health
 from toolkit.runtime._invalidate import invalidate_flow, observed
-from toolkit.runtime._ops import DATA_MISS, ONCE, READ, WRITE, Op, op_key
+from toolkit.runtime._near import MISSING, NearCache, prefixes
+from toolkit.runtime._ops import DATA_MISS, ONCE, OTHER, READ, WRITE, Op, op_key
+from toolkit.runtime._ops import op as _op
 from toolkit.runtime._pipeline import Pipeline
 from toolkit.runtime._stats import Stats
 from toolkit.runtime._telemetry import Telemetry
+from toolkit.runtime._tracking import Tracker
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNDECODABLE = (ValueError, TypeError, UnicodeDecodeError)
+_FAILED = object()
+"""The fallback of a near-cached read's raw Op: Redis failed (the real fallback is the caller's Op's)."""
+
+
+class _NearRunner:
+    """The runner of near-cached namespaces' handles: their ``run`` is the engine's ``_near_run``."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run: Callable[[Op], Any]):
+        self.run = run
 """What a codec raises on bytes it cannot read (json.JSONDecodeError is a ValueError)."""
 _monotonic = time.monotonic
 
@@ -131,6 +145,14 @@ class EngineCore:
         self._cache_aside = CacheAside(self._stats, list(policy.namespaces), self._telemetry)
         if self._telemetry.tracer is not None:  # spans cost only engines built once a TracerProvider is set
             self._get_or_load = self._traced_get_or_load  # type: ignore[method-assign]
+        near = {name: ns.local_cache for name, ns in policy.namespaces.items() if ns.local_cache is not None}
+        self._near: NearCache | None = NearCache(near, self._stats) if near else None
+        self._near_runner = _NearRunner(self._near_run)
+        """Handles of near-cached namespaces send through it: the others never pay for the near cache."""
+        self._tracker: Tracker | None = None
+        if self._near is not None:
+            self._tracker = Tracker(self._near, client, prefixes(policy.namespaces[n].literal_prefix for n in near),
+                                    socket_timeout=options.socket_timeout_ms / 1000)
         self._indexes = _index_plan(policy, self.cluster)
         kwargs = getattr(client, "get_connection_kwargs", None)
         decoding = (kwargs() if kwargs is not None else {}).get("decode_responses", False)
@@ -154,7 +176,9 @@ class EngineCore:
         handle = self._handles.get(name)
         if handle is None:
             with self._handles_lock:
-                handle = self._handles.get(name) or handle_for(self.policy.namespace(name), self, self)
+                ns = self.policy.namespace(name)
+                runner: Any = self._near_runner if self._near is not None and ns.local_cache is not None else self
+                handle = self._handles.get(name) or handle_for(ns, runner, self)
                 self._handles[name] = handle
         return handle
 
@@ -177,7 +201,10 @@ class EngineCore:
         Times are Unix timestamps. Meant for a readiness endpoint: fail-open namespaces keep
         serving misses while Redis fails, so this is where an outage or a refused login shows.
         """
-        return self._health.snapshot(self._breaker.state, self._last_ok)
+        snapshot = self._health.snapshot(self._breaker.state, self._last_ok)
+        if self._tracker is not None:
+            snapshot["near_cache"] = self._tracker.state
+        return snapshot
 
     def verify(self, *, raise_on_mismatch: bool = True) -> Any:
         """Compare the local policy digest with the one ``toolkit apply`` published on the instance."""
@@ -332,6 +359,9 @@ class EngineCore:
             raws = yield Exec(pipe)  # the client pipeline resets itself, whatever happens
         except RedisError as exc:
             return self._batch_failed(ops, exc, keep_results)
+        finally:
+            if self._near is not None:
+                self._near_written(ops)
         return self._batch_replies(ops, raws, keep_results)
 
     def _batch_failed(self, ops: list[Op], exc: RedisError, keep_results: bool) -> list[Any]:
@@ -389,13 +419,51 @@ class EngineCore:
             results.append(value)
         return _finished(results, errors, keep_results)
 
+    # -- the near cache ---------------------------------------------------------------------------
+
+    def _near_fill(self, op: Op) -> Flow:
+        """A near-cached read that missed locally: the value and its remaining TTL in one round trip, the raw
+        reply kept (unless the key changed meanwhile), then decoded and counted as any reply."""
+        near = self._near
+        assert near is not None
+        key = op.args[1]
+        token = near.begin(key)
+        raw: Any = _FAILED
+        pttl: Any = None
+        try:
+            raw, pttl = yield Batch([op._replace(decode=None, kind=op.kind & ~READ, fallback=_FAILED),
+                                     _op(op.ns, ("PTTL", key), None, OTHER, None)])
+            if raw is _FAILED:  # Redis failed on a fail-open namespace: as run() would answer
+                if op.kind == READ:
+                    self._stats.add(op.ns.name, "misses")
+                return op.fallback
+            try:
+                if op.decode is not None:
+                    op.decode(raw)
+            except _UNDECODABLE:
+                raw = _FAILED  # a value the codec cannot read is never kept
+        finally:
+            near.finish(token, op.ns.name, key, op.args, MISSING if raw is _FAILED else raw, pttl)
+        return self._reply(op, raw)
+
+    def _near_written(self, ops: Iterable[Op]) -> None:
+        """After writes of near-cached keys: drop the local copies now (the invalidation messages follow)."""
+        near = self._near
+        if near is not None:
+            written = [op_key(o) for o in ops if o.ns.local_cache is not None and o.kind & WRITE]
+            if written:
+                near.invalidate(written)
+
     # -- flows ------------------------------------------------------------------------------------
 
     def _perform(self, request: Any) -> Any:
         """One step of a flow: its result on the sync engine, an awaitable (or a result) on the asyncio one."""
         kind = type(request)
         if kind is Send:
-            return self._execute(request.op.args) if request.raw else self.run(request.op)
+            if request.raw:
+                return self._execute(request.op.args)
+            # a flow's own reads and writes of near-cached keys (get_or_load's fill, its lock) keep the copies right
+            return self._near_run(request.op) if request.op.ns.local_cache is not None and self._near else self.run(request.op)
         if kind is Batch:
             return self._send_batch(request.ops, request.transaction, keep_results=request.keep_results)
         if kind is Exec:
@@ -439,6 +507,9 @@ class EngineCore:
         raise NotImplementedError
 
     def _traced_get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _near_run(self, op: Op) -> Any:
         raise NotImplementedError
 
     def _cached_wrapper(self, fn: Callable, handle: Any, key_params: Callable[..., Mapping[str, Any]]) -> Callable:

@@ -19,6 +19,7 @@ from toolkit.runtime._failures import BREAKER_OPEN
 from toolkit.runtime._flight import SingleFlight
 from toolkit.runtime._flows import Flow, Steps
 from toolkit.runtime._handles import Handle
+from toolkit.runtime._near import MISSING, NEAR_READS
 from toolkit.runtime._ops import Op
 from toolkit.runtime._typing import AnyHandle
 
@@ -45,6 +46,8 @@ class Engine(EngineCore):
     def close(self) -> None:
         """Close the client if the engine built it (a caller's client is left to the caller)."""
         self._telemetry.close()
+        if self._tracker is not None:
+            self._tracker.stop()
         if self._owns_client:
             from toolkit.runtime._client import close_client
 
@@ -69,6 +72,21 @@ class Engine(EngineCore):
             return self._drive(self._resend_flow(op, exc))
         return self._answer(op, raw)
 
+    def _near_run(self, op: Op) -> Any:
+        """``run`` for near-cached namespaces: reads answered from process memory when a copy is there."""
+        near = self._near
+        assert near is not None
+        args = op.args
+        if args[0] in NEAR_READS:
+            raw = near.get(op.ns.name, args[1], args)
+            if raw is not MISSING:
+                return self._reply(op, raw)
+            return self._drive(self._near_fill(op))
+        try:
+            return self.run(op)
+        finally:
+            self._near_written((op,))
+
     def _execute(self, args: tuple) -> Any:
         try:
             return self.client.execute_command(*args)
@@ -80,7 +98,7 @@ class Engine(EngineCore):
         read = cache.plain_read(handle, params)
         if read is None:
             return self._drive(cache.get_or_load(handle, loader, params))
-        found, value = self.run(read.op)
+        found, value = handle._runner.run(read.op)  # the engine, or its near cache for local_cache namespaces
         return cache.hit(handle, value) if found else self._perform(cache.miss(handle, loader, params, read))
 
     def _traced_get_or_load(self, handle: Handle, loader: Callable[[], Any], params: dict[str, Any]) -> Any:

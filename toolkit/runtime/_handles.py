@@ -164,7 +164,7 @@ class Handle:
 
     def _immediate(self, method: str) -> Engine:
         """The engine, for calls that take several steps and so cannot be queued in a pipeline."""
-        if self._runner is not self._engine:
+        if getattr(self._runner, "queues", False):
             raise PolicyViolation(f"{method} cannot be queued in a pipeline: call it on engine.namespace({self.ns.name!r})")
         return self._engine
 

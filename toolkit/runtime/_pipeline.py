@@ -26,6 +26,9 @@ class Pipeline:
     MULTI/EXEC (standalone Redis; on a cluster every key must share one slot).
     """
 
+    queues = True
+    """Handles taken from a pipeline queue their Ops: multi-step calls (get_or_load, mget) are refused there."""
+
     def __init__(self, engine: EngineCore, *, transaction: bool = False):
         self._engine = engine
         self._transaction = transaction

@@ -44,6 +44,9 @@ COUNTERS: Mapping[str, tuple[str, str, str]] = {
     "toolkit.cache.loads": ("loads", "{load}", "get_or_load loader calls that returned."),
     "toolkit.cache.load_errors": ("load_errors", "{error}", "get_or_load loader calls that raised."),
     "toolkit.cache.dropped_writes": ("dropped_writes", "{write}", "Writes dropped on fail-open namespaces because Redis failed."),
+    "toolkit.cache.local_hits": ("local_hits", "{hit}", "Reads a near cache (local_cache) answered from process memory."),
+    "toolkit.cache.local_evictions": ("local_evictions", "{entry}",
+                                      "Near-cache copies dropped: an invalidation, the LRU bound, an expiry or a flush."),
 }
 ERRORS: Mapping[str, str] = {"errors": "unavailable", "refused": "refused", "data_errors": "data", "pool_timeouts": "pool_timeout"}
 """``toolkit.cache.errors`` by ``error.type``: the stats counter behind each value (see docs/runtime.md, failures)."""
