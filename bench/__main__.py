@@ -4,6 +4,7 @@
     python -m bench --quick              # short run, well under two minutes
     python -m bench --only get,classify  # some workloads
     python -m bench --markdown           # print the README's tables instead of the text ones
+    python -m bench --no-hiredis         # every client with redis-py's pure-Python parser, hiredis installed or not
     python -m bench --from bench/results.json --markdown   # render a saved run, run nothing
 """
 
@@ -14,13 +15,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import redis
 
-from bench import _async, _audit, _cache_aside, _classify, _invalidation, _machine, _reference, _report, _seed, _single
+from bench import _async, _audit, _cache_aside, _classify, _invalidation, _machine, _parser, _reference, _report, _seed, _single
 from bench._context import FULL, QUICK, Context
 from bench._harness import Result
 
@@ -55,6 +56,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--otel", action="store_true",
                         help="configure the OpenTelemetry SDK first (a MeterProvider with a reader, a TracerProvider with a "
                              "batch processor and a discarding exporter): what instrumented engines cost")
+    parser.add_argument("--no-hiredis", action="store_true",
+                        help="every client of the run (sync, asyncio, the libraries', the audit subprocess's) uses redis-py's "
+                             "pure-Python parser even when hiredis is installed")
     args = parser.parse_args(argv)
     if args.only:
         args.only = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -70,15 +74,21 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.otel:
         _configure_otel()
+    if args.no_hiredis:
+        _parser.disable_hiredis()  # before any client: a connection keeps the parser it was built with
+    hiredis = _parser.enabled()
     sizes = QUICK if args.quick else FULL
     names = [n for n in WORKLOADS if not args.only or n in args.only]  # keyspace workloads flush: keep the order
     server = start_redis("--maxmemory", "0")
     started = time.monotonic()
     try:
         client = redis.Redis(host="127.0.0.1", port=server.port)
+        parsers = _parser.describe(client, server.port)
+        _parser.check(parsers, hiredis)
         _seed.use(server.port)
-        ctx = Context(server.port, sizes, args.quick, client)
+        ctx = Context(server.port, sizes, args.quick, client, hiredis=hiredis)
         doc = {"format_version": "1", "command": " ".join(["python -m bench", *sys.argv[1:]]), "otel": args.otel,
+               "hiredis": hiredis, "parsers": parsers,
                "mode": "quick" if args.quick else "full", "rounds": sizes.rounds,
                "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": _machine.describe(client), "workloads": {}, "workload_seconds": {}}

@@ -15,12 +15,12 @@ from typing import Any
 import redis.asyncio
 
 import toolkit
-from toolkit.runtime import AsyncEngine
-from bench import _seed
+from bench import _parser, _seed
 from bench._cache_aside import MISSING_EXTRA, _Cashews
 from bench._context import BLOCK_OPS, RUNTIME_POLICIES, Context
 from bench._harness import Result, Variant, measure, timed_async
 from bench._single import TTL_MS, VALUE
+from toolkit.runtime import AsyncEngine
 
 TASKS = 100
 """Concurrent tasks of the concurrency workload; each does BLOCK_OPS // TASKS hits per block."""
@@ -66,6 +66,15 @@ class _Loop:
             await asyncio.gather(*[task(t) for t in range(TASKS)])
         return lambda: timed_async(self.loop, calls)
 
+    def parser(self) -> str:
+        """The parser class of a connection of the shared client's pool (hiredis or redis-py's own)."""
+        pool = self.client.connection_pool
+        conn = self.loop.run_until_complete(pool.get_connection())
+        try:
+            return type(conn._parser).__name__
+        finally:
+            self.loop.run_until_complete(pool.release(conn))
+
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
         self.loop.close()
@@ -89,6 +98,7 @@ def asyncio_workloads(ctx: Context) -> list[Result]:
                 await strings.set(VALUE, id=i)
 
         aio.loop.run_until_complete(fill())
+        _parser.check({"asyncio_parser": aio.parser()}, ctx.hiredis)  # --no-hiredis reached this client too
         get = _pair(ctx, "async_get", "asyncio GET one key", aio.block(lambda i: strings.get(id=i)),
                     aio.block(lambda i: r.get(f"bench:str:{i}")), "redis.asyncio r.get", 1.05)
         set_ = _pair(ctx, "async_set", "asyncio SET one key with TTL", aio.block(lambda i: strings.set(VALUE, id=i)),

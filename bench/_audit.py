@@ -12,12 +12,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import threading
 import time
 
 import redis
 
+from bench import _parser
 from bench._context import KEYSPACE_POLICIES, Context
 from bench._harness import Check, Result
 
@@ -55,7 +55,8 @@ def _p99(values: list[float]) -> float:
 
 def _audit_once(ctx: Context) -> tuple[float, dict, list[float]]:
     """One ``toolkit audit`` run: wall seconds, its JSON report, the PING latencies meanwhile."""
-    command = [sys.executable, "-m", "toolkit.cli", "audit", str(KEYSPACE_POLICIES), "--target", "bench", "--output", "json"]
+    command = _parser.module_command("toolkit.cli", "audit", str(KEYSPACE_POLICIES), "--target", "bench", "--output", "json",
+                                     hiredis=ctx.hiredis)
     pinger = Pinger(ctx.port)
     pinger.start()
     started = time.perf_counter()

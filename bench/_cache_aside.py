@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bench import _seed
 from bench._context import BLOCK_OPS, Context

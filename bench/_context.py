@@ -57,10 +57,12 @@ class Context:
     quick: bool
     client: redis.Redis
     """Raw redis-py (bytes): the baseline's client, and the engines' too, so both share one pool."""
+    hiredis: bool = True
+    """Whether the run's clients parse with hiredis (False: ``--no-hiredis`` or hiredis not installed)."""
     _engines: dict[Path, Any] = field(default_factory=dict)
     _keyspace_loaded: bool = False
 
-    def engine(self, policies: Path = RUNTIME_POLICIES) -> "toolkit.Engine":
+    def engine(self, policies: Path = RUNTIME_POLICIES) -> toolkit.Engine:
         """An engine over the shared client (built once per policy directory)."""
         if policies not in self._engines:
             self._engines[policies] = toolkit.connect(toolkit.load(policies), client=self.client)

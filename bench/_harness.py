@@ -12,9 +12,10 @@ import asyncio
 import gc
 import statistics
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 
 class Sample(NamedTuple):

@@ -46,12 +46,20 @@ MEASURED = ["workload", "variant", "median per op", "ops/s", "x baseline", "clie
 TARGETS = ["target", "measured", "target", "result"]
 
 
+def _parser_words(doc: dict[str, Any]) -> str:
+    """Which parser the run's clients used: hiredis, or redis-py's own (``--no-hiredis``, or hiredis not installed)."""
+    installed = doc["machine"].get("hiredis")
+    if doc.get("hiredis", bool(installed)):  # runs saved before the "hiredis" field used hiredis whenever installed
+        return f"with hiredis {installed} (hiredis: on)"
+    return "with its pure-Python parser (hiredis: off" + (f", {installed} installed, --no-hiredis)" if installed else ", not installed)")
+
+
 def _machine_line(doc: dict[str, Any]) -> str:
     m = doc["machine"]
     load = ", ".join(f"{x:.2f}" for x in m["load_average_start"])
     end = ", ".join(f"{x:.2f}" for x in m.get("load_average_end", []))
-    return (f"{m['cpu']}, {m['cores']} cores, {m['os']}; {m['python']}, redis-py {m['redis_py']}"
-            f"{' + hiredis ' + m['hiredis'] if m['hiredis'] else ''}, redis-server {m['redis_server']}"
+    return (f"{m['cpu']}, {m['cores']} cores, {m['os']}; {m['python']}, redis-py {m['redis_py']} {_parser_words(doc)}"
+            f", redis-server {m['redis_server']}"
             f"{', cashews ' + m['cashews'] if m['cashews'] else ''}"
             f"{', dogpile.cache ' + m['dogpile_cache'] if m['dogpile_cache'] else ''}; "
             f"load average {load} at start, {end} at end; {doc['mode']} run, {doc['rounds']} rounds, medians")

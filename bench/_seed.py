@@ -8,7 +8,8 @@ measure the terminal.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import redis
 

@@ -7,7 +7,7 @@ Op, breaker, stats and the codec.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from bench import _seed
 from bench._context import BLOCK_OPS, PIPELINE_OPS, Context
