@@ -400,14 +400,15 @@ class EngineCore:
         outage = _batch_failure(raws)  # a cluster pipeline reports a node it cannot reach per command
         if outage is not None:
             self._outage(*outage)
-        else:
+        elif self._breaker._failures or self._breaker._opened_at is not None:
             self._answered()
         results: list[Any] = []
         errors: dict[int, BaseException] = {}
+        reply = self._reply
         for i, (o, raw) in enumerate(zip(ops, raws)):
             if not isinstance(raw, Exception):
                 try:
-                    value = self._reply(o, raw)
+                    value = reply(o, raw)
                 except DataViolation as exc:  # a fail-closed value its codec cannot read: kept in its place
                     errors[i] = value = exc
             elif (reason := reason_of(raw)) is None:

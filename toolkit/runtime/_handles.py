@@ -20,6 +20,8 @@ from toolkit.runtime._codecs import CODECS
 from toolkit.runtime._flows import Batch, Flow
 from toolkit.runtime._ops import ONCE, OTHER, READ, WRITE, Op, Runner, op
 
+_new = tuple.__new__
+
 if TYPE_CHECKING:
     from toolkit.runtime._core import EngineCore as Engine
 
@@ -169,7 +171,7 @@ class Handle:
         return self._engine
 
     def _read(self, args: tuple, decode: Callable[[Any], Any] | None, fallback: Any = None) -> Any:
-        return self._runner.run(op(self.ns, args, decode, READ, fallback))
+        return self._runner.run(_new(Op, (self.ns, args, decode, READ, fallback)))
 
     def _index_keys(self, params: Mapping[str, Any]) -> list[str]:
         """Index sets this write must join (rules with ``index:`` covering the namespace)."""
@@ -194,7 +196,8 @@ class StringHandle(Handle):
         return self._decode(raw)
 
     def get(self, **params: Any) -> Any:
-        return self._runner.run(op(self.ns, ("GET", self._build(params)), self._decode_value, READ))
+        # op() inlined: this is the hottest call of all, immediate and pipelined
+        return self._runner.run(_new(Op, (self.ns, ("GET", self._build(params)), self._decode_value, READ, None)))
 
     # Cache-aside hooks (see _cache_aside.py): how a cached entry is read, recognised and stored.
     _read_command = "GET"

@@ -33,6 +33,8 @@ class Pipeline:
         self._engine = engine
         self._transaction = transaction
         self._ops: list[Op] = []
+        self.run = self._ops.append
+        """Queue an Op (the Runner protocol: handles call it instead of sending): the list's own append, no frame."""
         self._handles: dict[str, Handle] = {}
         self.results: list[Any] = []
 
@@ -41,10 +43,6 @@ class Pipeline:
         if handle is None:
             handle = self._handles[name] = handle_for(self._engine.policy.namespace(name), self, self._engine)
         return cast("AnyHandle", handle)
-
-    def run(self, op: Op) -> None:
-        """Queue (the Runner protocol): handles call this instead of sending."""
-        self._ops.append(op)
 
     def __len__(self) -> int:
         return len(self._ops)
@@ -57,7 +55,8 @@ class Pipeline:
         return self._engine._drive(self._execute())
 
     def _execute(self) -> Flow:
-        ops, self._ops = self._ops, []
+        ops = self._ops[:]
+        self._ops.clear()  # the same list: ``run`` is its append
         try:
             self.results = yield Batch(ops, self._transaction, keep_results=True)
         except PipelineError as exc:
