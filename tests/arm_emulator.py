@@ -494,5 +494,16 @@ def spec_example(name: str) -> dict[str, Any]:
     return loaded
 
 
+class FakeCredential:
+    """Stands in for DefaultAzureCredential: the emulator does not check tokens."""
+
+    def get_token(self, *scopes: str, **kwargs: object) -> Any:
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("fake-token", int(time.time()) + 3600)
+
+
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}

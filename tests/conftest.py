@@ -77,3 +77,18 @@ def engines(request: pytest.FixtureRequest):
     kinds = Engines(request.param)
     yield kinds
     kinds.close()
+
+
+@pytest.fixture
+def arm(monkeypatch: pytest.MonkeyPatch):
+    """The loopback ARM emulator, with the provisioner pointed at it (TOOLKIT_ARM_ENDPOINT) and a stand-in credential."""
+    import toolkit.provision.azure as azure_backend
+    from tests.arm_emulator import ArmEmulator, FakeCredential
+
+    emulator = ArmEmulator().start()
+    monkeypatch.setenv("TOOLKIT_ARM_ENDPOINT", emulator.base_url)
+    monkeypatch.setattr(azure_backend, "default_credential", FakeCredential)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

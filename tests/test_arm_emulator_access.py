@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from tests.arm_emulator import API_VERSION, ASSIGNMENT_TYPE, SUBSCRIPTION, ArmEmulator
-from tests.test_provision_azure import FakeCredential
+from tests.arm_emulator import API_VERSION, ASSIGNMENT_TYPE, SUBSCRIPTION, ArmEmulator, FakeCredential
 
 RG, CLUSTER = "rg-test", "cache1"
 OBJECT_ID = "6497c918-11ad-41e7-1b0f-7c518a87d0b0"

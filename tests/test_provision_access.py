@@ -9,15 +9,12 @@ ones are only shown unless ``--remove-undeclared-access``. ``--no-publish`` keep
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import toolkit.provision.azure as azure_backend
 from tests.arm_emulator import SUBSCRIPTION, ArmEmulator, spec_example
 from tests.policytext import PAGE_NAMESPACE
-from tests.test_provision_azure import FakeCredential
 from toolkit.cli import main
 
 RG, CLUSTER = "rg-test", "cache1"
@@ -54,15 +51,6 @@ def items(*entries: str) -> str:
         "        - " + "\n          ".join(entry.split("\n")) + "\n" for entry in entries)
 
 
-@pytest.fixture
-def arm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmEmulator]:
-    emulator = ArmEmulator().start()
-    monkeypatch.setenv("TOOLKIT_ARM_ENDPOINT", emulator.base_url)
-    monkeypatch.setattr(azure_backend, "default_credential", FakeCredential)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 class Policy:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 import toolkit
 import toolkit.provision.azure as azure_backend
-from tests.arm_emulator import SUBSCRIPTION, ArmEmulator
+from tests.arm_emulator import SUBSCRIPTION, ArmEmulator, FakeCredential
 from tests.conftest import ROOT
 from tests.policytext import PAGE_NAMESPACE
 from toolkit.cli import main
@@ -48,24 +46,6 @@ targets:
 """
 
 
-class FakeCredential:
-    """Stands in for DefaultAzureCredential: the emulator does not check tokens."""
-
-    def get_token(self, *scopes: str, **kwargs: object):
-        from azure.core.credentials import AccessToken
-
-        return AccessToken("fake-token", int(time.time()) + 3600)
-
-
-@pytest.fixture
-def arm(monkeypatch) -> Iterator[ArmEmulator]:
-    emulator = ArmEmulator().start()
-    monkeypatch.setenv("TOOLKIT_ARM_ENDPOINT", emulator.base_url)
-    monkeypatch.setattr(azure_backend, "default_credential", FakeCredential)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 @pytest.fixture

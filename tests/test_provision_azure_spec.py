@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 import toolkit
-import toolkit.provision.azure as azure_backend
-from tests.arm_emulator import LRO_STYLES, ArmEmulator, spec_example
+from tests.arm_emulator import LRO_STYLES, ArmEmulator, FakeCredential, spec_example
 from tests.policytext import PAGE_NAMESPACE
-from tests.test_provision_azure import FakeCredential
 from toolkit.cli import main
 from toolkit.policy.model import Module, Persistence
 from toolkit.provision import compute_plan, open_backend
@@ -37,15 +34,6 @@ targets:
 """
 
 
-@pytest.fixture
-def arm(monkeypatch) -> Iterator[ArmEmulator]:
-    emulator = ArmEmulator().start()
-    monkeypatch.setenv("TOOLKIT_ARM_ENDPOINT", emulator.base_url)
-    monkeypatch.setattr(azure_backend, "default_credential", FakeCredential)
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
 
 
 def write(directory: Path, instance: str) -> Path:

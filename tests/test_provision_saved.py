@@ -14,7 +14,7 @@ import pytest
 
 import toolkit
 from tests.arm_emulator import ArmEmulator
-from tests.test_provision_azure import CLUSTER, RG, Policy, amr, arm, seed  # noqa: F401 - fixtures
+from tests.test_provision_azure import CLUSTER, RG, Policy, amr, seed  # noqa: F401 - amr is a fixture
 from toolkit.cli import main
 from toolkit.policy.published import POLICY_KEY
 
