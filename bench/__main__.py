@@ -21,7 +21,20 @@ from pathlib import Path
 
 import redis
 
-from bench import _async, _audit, _cache_aside, _classify, _invalidation, _machine, _parser, _reference, _report, _seed, _single
+from bench import (
+    _async,
+    _audit,
+    _cache_aside,
+    _classify,
+    _invalidation,
+    _machine,
+    _near_cache,
+    _parser,
+    _reference,
+    _report,
+    _seed,
+    _single,
+)
 from bench._context import FULL, QUICK, Context
 from bench._harness import Result
 
@@ -35,6 +48,7 @@ WORKLOADS: dict[str, tuple[Callable[[Context], list[Result]], str]] = {
     "hash_vs_seed": (_single.hash_vs_seed, "atomic hash write vs the seed's HSET then EXPIRE"),
     "cache_aside": (_cache_aside.cache_aside, "get_or_load vs the seed, cashews, dogpile.cache"),
     "asyncio": (_async.asyncio_workloads, "AsyncEngine vs redis.asyncio and cashews: get, set, cache-aside hits, 100 tasks"),
+    "near_cache": (_near_cache.near_cache, "near cache hit vs the seed and redis-py's cache; invalidation across processes"),
     "classify": (_classify.classify, "PolicySet.classify with 10 and 1,000 namespaces"),
     "invalidation": (_invalidation.invalidation, "one user's keys among 1,000,000: rule, seed loop, index"),
     "audit": (_audit.audit, "toolkit audit of 1,000,000 keys with a concurrent PING"),

