@@ -349,14 +349,10 @@ class EngineCore:
             return []
         if not self._breaker.allow():
             return self._settle(ops, BREAKER_OPEN, None, keep_results)
-        pipe = self.client.pipeline(transaction=transaction)
-        for o in ops:
-            if o.args[0] == "EVALSHA":
-                pipe.execute_command("EVAL", _scripts.ALL[o.args[1]].source, *o.args[2:])
-            else:
-                pipe.execute_command(*o.args)
+        commands = [("EVAL", _scripts.ALL[o.args[1]].source, *o.args[2:]) if o.args[0] == "EVALSHA" else o.args
+                     for o in ops]
         try:
-            raws = yield Exec(pipe)  # the client pipeline resets itself, whatever happens
+            raws = yield Exec(commands, transaction)
         except RedisError as exc:
             return self._batch_failed(ops, exc, keep_results)
         finally:
@@ -468,7 +464,7 @@ class EngineCore:
         if kind is Batch:
             return self._send_batch(request.ops, request.transaction, keep_results=request.keep_results)
         if kind is Exec:
-            return request.pipe.execute(raise_on_error=False)
+            return self._exec(request.commands, request.transaction)
         if kind is Call:
             return getattr(self.client, request.method)(*request.args)
         if kind is Load:
@@ -512,6 +508,14 @@ class EngineCore:
 
     def _near_run(self, op: Op) -> Any:
         raise NotImplementedError
+
+    def _exec(self, commands: list[tuple], transaction: bool) -> Any:
+        """Send a batch through a client pipeline (the client resets it whatever happens); an awaitable of the
+        replies on the asyncio engine."""
+        pipe = self.client.pipeline(transaction=transaction)
+        for args in commands:
+            pipe.execute_command(*args)
+        return pipe.execute(raise_on_error=False)
 
     def _cached_wrapper(self, fn: Callable, handle: Any, key_params: Callable[..., Mapping[str, Any]]) -> Callable:
         raise NotImplementedError

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from toolkit.errors import PolicyMismatch, PolicyViolation
 from toolkit.policy.model import PolicySet
@@ -86,6 +86,35 @@ class Engine(EngineCore):
             return self.run(op)
         finally:
             self._near_written((op,))
+
+    def _exec(self, commands: list[tuple], transaction: bool) -> Any:
+        """A batch on one standalone connection, written and read here: a redis-py pipeline spends more per
+        command than the policy layer does (its queue, options and per-reply bookkeeping). The same wire
+        bytes and the client's own reply callbacks; transactions and clusters go through redis-py."""
+        client = self.client
+        if transaction or self.cluster or getattr(client, "connection", None) is not None:
+            return super()._exec(commands, transaction)
+        pool = client.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            callbacks = client.response_callbacks
+            replies: list[Any] = []
+            append = replies.append
+            for args in commands:
+                try:
+                    raw = connection.read_response()
+                except ResponseError as exc:
+                    append(exc)
+                    continue
+                callback = callbacks.get(args[0])
+                append(raw if callback is None else callback(raw))
+            return replies
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: this socket cannot serve anyone else
+            raise
+        finally:
+            pool.release(connection)
 
     def _execute(self, args: tuple) -> Any:
         try:

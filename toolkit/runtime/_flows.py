@@ -57,9 +57,11 @@ class ScanNext(NamedTuple):
 
 
 class Exec(NamedTuple):
-    """Execute a client pipeline (``raise_on_error=False``); result: its replies, errors in place."""
+    """Send these commands in one round trip (MULTI/EXEC with ``transaction``); result: their replies, in
+    order, an error reply as its ResponseError in place. A broken round trip raises."""
 
-    pipe: Any
+    commands: list[tuple]
+    transaction: bool
 
 
 class Sleep(NamedTuple):
