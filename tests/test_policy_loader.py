@@ -130,7 +130,7 @@ invalidation:
     assert load_issues(path) == [
         f"{path}:2:30: tiers.hourly.default: expected a duration such as 500ms, 90s, 5m, 1h, 1d or integer seconds, got 'soon'",
         f"{path}:13:5: namespaces.profile.colour: unknown field 'colour' (allowed: cache_aside, codec, description, hash_tag, "
-        "jitter, key, max_length, on_error, owner, params, reason, tier, trace_params, ttl, type)",
+        "jitter, key, local_cache, max_length, on_error, owner, params, reason, tier, trace_params, ttl, type)",
         # The broken tier and namespace are left out without "unknown tier 'hourly'" or "unknown namespace 'profile'";
         # the mistakes next to them are still found.
         f"{path}:18:10: namespaces.cart.ttl: ttl 10m is outside tier 'volatile' (1m to 5m); choose a ttl inside it or another tier",
