@@ -361,3 +361,20 @@ def test_widening_rule(tmp_path: Path, old: str, new: str, code: str | None) -> 
         assert findings[0].severity == BREAKING
     elif code:
         assert findings[0].severity == INFO
+
+
+def test_a_renamed_parameter_in_a_rule_template_is_not_a_narrower_rule(tmp_path: Path) -> None:
+    """``match: p:{uid}`` -> ``p:{user}`` with the parameter renamed: the callers break (rule-params-changed), the keys
+    the rule deletes do not change, so no rule-narrowed / rule-extended."""
+    def write(name: str, param: str) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "p.yaml").write_text(
+            "namespaces:\n"
+            f"  prof:\n    key: \"p:{{{param}}}\"\n    type: string\n    tier: volatile\n"
+            f"invalidation:\n  r1:\n    match: \"p:{{{param}}}\"\n")
+        return d
+
+    old, new = toolkit.load(write("old", "uid")), toolkit.load(write("new", "user"))
+    codes = [f.code for f in compare(old.document, new.document)]
+    assert "rule-params-changed" in codes and "rule-narrowed" not in codes and "rule-extended" not in codes

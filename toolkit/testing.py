@@ -292,7 +292,8 @@ def toolkit_policy(pytestconfig: pytest.Config) -> Any:
     try:
         return toolkit.load(paths)
     except ToolkitError as exc:
-        pytest.fail(f"toolkit.testing: cannot load the policies {', '.join(paths)}:\n{exc}", pytrace=False)
+        message = f"toolkit.testing: cannot load the policies {', '.join(paths)}:\n{exc}"
+    pytest.fail(message, pytrace=False)  # outside the except: the policy's mistakes are printed once
 
 
 @pytest.fixture(scope="session")

@@ -27,19 +27,23 @@ class Located:
     file: str | None
     line: int | None
     allowed: bool
+    old_label: str = ""
+    """For a finding located in OLD (a removal): OLD's name, so that its line is never read as NEW's."""
 
     @property
     def where(self) -> str:
         if self.file is None:
             return ""
-        return f"{self.file}:{self.line}" if self.line is not None else self.file
+        at = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{at} in {self.old_label}" if self.old_label else at
 
 
 def locate(findings: Sequence[DiffFinding], old: Side, new: Side, allowed: frozenset[str]) -> list[Located]:
     out = []
     for f in findings:
         found = (old if f.side == "old" else new).where(f.path)
-        out.append(Located(f, found[0] if found else None, found[1] if found else None, f.code in allowed))
+        out.append(Located(f, found[0] if found else None, found[1] if found else None, f.code in allowed,
+                           old.label if f.side == "old" else ""))
     return out
 
 

@@ -47,6 +47,7 @@ names it fails), an added one info.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any
@@ -682,6 +683,11 @@ def _rule_removed(name: str, rule: Mapping[str, Any], renamed: str | None, old_n
                     f"way or may be stale until it expires.")
 
 
+def _shape(template: str) -> str:
+    """A key or glob template with its parameter names left out: ``p:{uid}`` and ``p:{user}`` build the same keys."""
+    return re.sub(r"\{[^{}]*\}", "{}", template)
+
+
 def _rule_changed(name: str, o: Mapping[str, Any], n: Mapping[str, Any], old_ns: Mapping[str, _Ns],
                   new_ns: Mapping[str, _Ns]) -> list[DiffFinding]:
     out = []
@@ -700,8 +706,13 @@ def _rule_changed(name: str, o: Mapping[str, Any], n: Mapping[str, Any], old_ns:
     first: str | None = None
     for field in ("namespaces", "keys", "match"):
         before, after = _list(o, field), _list(n, field)
-        minus = [x for x in before if x not in after and (field != "namespaces" or x in new_ns)]
-        plus = [x for x in after if x not in before and (field != "namespaces" or x in old_ns)]
+        if field == "namespaces":
+            minus = [x for x in before if x not in after and x in new_ns]
+            plus = [x for x in after if x not in before and x in old_ns]
+        else:  # a renamed parameter builds the same keys: compare the templates' shapes
+            before_shapes, after_shapes = {_shape(x) for x in before}, {_shape(x) for x in after}
+            minus = [x for x in before if _shape(x) not in after_shapes]
+            plus = [x for x in after if _shape(x) not in before_shapes]
         label = "namespace" if field == "namespaces" else f"{field} template"
         lost += [f"{label} {x if field == 'namespaces' else repr(x)}" for x in minus]
         gained += [f"{label} {x if field == 'namespaces' else repr(x)}" for x in plus]

@@ -174,8 +174,7 @@ class Telemetry:
     def invalidated(self, rule: str, keys: int, seconds: float, failed: bool) -> None:
         if self._instruments is not None:
             attributes = {RULE: rule, TARGET: self.target} if self.target else {RULE: rule}
-            if keys:
-                self._instruments.invalidation_keys.add(keys, attributes)
+            self._instruments.invalidation_keys.add(keys, attributes)  # 0 too: the series exists from the first call
             self._instruments.invalidation_duration.record(
                 seconds, {**attributes, ERROR_TYPE: "unavailable"} if failed else attributes)
 
