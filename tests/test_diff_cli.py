@@ -138,6 +138,20 @@ def test_a_ref_without_the_policies_counts_everything_as_added(repo: Path, capsy
     assert [f["code"] for f in json.loads(captured.out)["findings"]] == ["namespace-added"]
 
 
+def test_an_explicit_path_with_no_policy_at_the_ref_is_an_error(repo: Path, capsys) -> None:
+    assert main(["diff", "git:HEAD:nope/", "policies"]) == 1
+    assert "git:HEAD:nope/: no policy files under nope at HEAD" in capsys.readouterr().err
+
+
+def test_when_both_sides_are_invalid_both_are_shown(tmp_path: Path, capsys) -> None:
+    for side in ("old", "new"):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "ns.yaml").write_text(SESSION.format(key="sess:{session_id}").replace("volatile", f"{side}_tier"))
+    assert main(["diff", str(tmp_path / "old"), str(tmp_path / "new")]) == 1
+    err = capsys.readouterr().err
+    assert "unknown tier 'old_tier'" in err and "unknown tier 'new_tier'" in err
+
+
 def test_outside_a_repository(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "policies").mkdir()

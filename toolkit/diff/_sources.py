@@ -79,6 +79,8 @@ def git_side(spec: str, default_paths: list[str]) -> Iterator[Side]:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(_git_bytes("cat-file", "blob", f"{ref}:{name}", cwd=top))
         label = f"{GIT_PREFIX}{ref}" + (f":{path}" if path else "")
+        if not files and path:  # named explicitly: a typo must not pass a breaking-change check
+            raise SideError(f"{spec}: no policy files under {rel[0]} at {ref}")
         if not files:
             yield Side(label, {}, {}, None, note=f"{label}: no policy files under {', '.join(rel)} at {ref}; "
                                                   f"everything in the new side counts as added")

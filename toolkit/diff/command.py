@@ -40,7 +40,18 @@ def run(sides: list[str], *, against_target: str | None = None, output: str = "t
     new_paths = [new_spec] if new_spec and not new_spec.startswith(GIT_PREFIX) else DEFAULT_PATHS
     try:
         with ExitStack() as stack:
-            new = stack.enter_context(_side(new_spec or DEFAULT_PATHS[0], DEFAULT_PATHS))
+            try:
+                new = stack.enter_context(_side(new_spec or DEFAULT_PATHS[0], DEFAULT_PATHS))
+            except PolicyError as exc:  # OLD's mistakes too, when it has any: one run shows them all
+                issues = list(exc.issues)
+                if not against_target:
+                    try:
+                        stack.enter_context(_side(sides[0], new_paths))
+                    except PolicyError as old_exc:
+                        issues = list(old_exc.issues) + issues
+                    except SideError:
+                        pass
+                raise PolicyError(issues) from None
             if against_target:
                 if new.policy is None:
                     raise SideError("--against-target compares the target's published policy with policy files; "
