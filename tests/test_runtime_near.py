@@ -415,3 +415,105 @@ def test_policy_rules(tmp_path: Path) -> None:
 
     assert prefixes(["user:", "user:profile:", "page:"]) == ["page:", "user:"] and prefixes(["a:", ""]) == []
     assert json.dumps(POLICY) and os.sep
+
+
+# -- found in review ------------------------------------------------------------------------------------
+
+def test_invalidate_drops_the_processs_own_copies_at_once(server: RedisServer, tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text("invalidation:\n  page_changed:\n    namespaces: [page]\n"
+                                         "  all_pages:\n    match: 'page:*'\n")
+    (tmp_path / "near.yaml").write_text(POLICY.replace("PORT", str(server.port)))
+    engine = toolkit.connect(toolkit.load(tmp_path), "local")
+    try:
+        assert ready(engine)
+        raw = redis.Redis(port=server.port)
+        pages = engine.namespace("page")
+        for rule, params in (("page_changed", {"id": 1}), ("all_pages", {})):
+            for _ in range(20):
+                raw.set("page:1", "old", px=60_000)
+                settle()
+                assert pages.get(id=1) == "old" and pages.get(id=1) == "old"
+                engine.invalidate(rule, **params)
+                assert pages.get(id=1) is None, rule  # never the copy, whatever the push's timing
+    finally:
+        engine.close()
+
+
+FORKED = textwrap.dedent("""
+    import os, sys, time, redis, toolkit
+    engine = toolkit.connect(toolkit.load(sys.argv[1]), "local")
+    while engine.health()["near_cache"] != "ready":
+        time.sleep(0.005)
+    raw = redis.Redis(port=int(sys.argv[2]))
+    raw.set("page:1", "old", px=60_000)
+    time.sleep(0.05)
+    pages = engine.namespace("page")
+    pages.get(id=1); pages.get(id=1)
+    pid = os.fork()
+    if pid == 0:
+        raw.set("page:1", "new", px=60_000)
+        deadline = time.monotonic() + 3
+        while pages.get(id=1) != "new" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen = pages.get(id=1)
+        while engine.health()["near_cache"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os._exit(0 if seen == "new" and engine.health()["near_cache"] == "ready" else 1)
+    _, status = os.waitpid(pid, 0)
+    print("child", os.waitstatus_to_exitcode(status), "parent", pages.get(id=1), engine.health()["near_cache"])
+    engine.close()
+""")
+
+
+def test_a_forked_child_starts_a_feed_of_its_own(server: RedisServer, tmp_path: Path) -> None:
+    """gunicorn --preload, Celery prefork: the child must not serve the parent's copies without a feed."""
+    load(tmp_path, server.port)
+    done = subprocess.run([sys.executable, "-c", FORKED, str(tmp_path / "near.yaml"), str(server.port)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["child", "0", "parent", "new", "ready"], done.stdout
+
+
+def test_an_engine_that_fails_to_build_leaves_no_feed(server: RedisServer, tmp_path: Path) -> None:
+    from toolkit.errors import ConfigurationError
+
+    policy = load(tmp_path, server.port)
+    policy = toolkit.load(tmp_path / "near.yaml")
+    bytes_ns = POLICY.replace("type: string\n    tier: volatile\n    ttl: 5m\n    local_cache: {max_entries: 3, ttl: 30s}",
+                              "type: string\n    codec: bytes\n    tier: volatile\n    ttl: 5m\n    local_cache: {}")
+    (tmp_path / "near.yaml").write_text(bytes_ns.replace("PORT", str(server.port)))
+    policy = toolkit.load(tmp_path / "near.yaml")
+    client = redis.Redis(port=server.port, decode_responses=True)
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        toolkit.connect(policy, client=client)
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name.startswith("toolkit-tracking")]
+    assert not any("t" in c["flags"] for c in redis.Redis(port=server.port).client_list())
+
+
+def test_the_asyncio_engine_on_a_callers_asyncio_client(server: RedisServer, tmp_path: Path) -> None:
+    import asyncio
+
+    import redis.asyncio
+
+    import toolkit.aio
+
+    async def main() -> tuple[str, int]:
+        client = redis.asyncio.Redis(port=server.port)
+        engine = await toolkit.aio.connect(load(tmp_path, server.port), client=client)
+        try:
+            deadline = time.monotonic() + 5
+            while engine.health()["near_cache"] != "ready" and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            await engine.namespace("page").set("x", id=1)
+            await asyncio.sleep(0.05)
+            pages = engine.namespace("page")
+            await pages.get(id=1)
+            await pages.get(id=1)
+            return engine.health()["near_cache"], engine.stats()["page"]["local_hits"]
+        finally:
+            await engine.aclose()
+            await client.aclose()
+
+    state, hits = asyncio.run(main())
+    assert state == "ready" and hits >= 1

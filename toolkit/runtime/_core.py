@@ -150,15 +150,15 @@ class EngineCore:
         self._near_runner = _NearRunner(self._near_run)
         """Handles of near-cached namespaces send through it: the others never pay for the near cache."""
         self._tracker: Tracker | None = None
-        if self._near is not None:
-            self._tracker = Tracker(self._near, client, prefixes(policy.namespaces[n].literal_prefix for n in near),
-                                    socket_timeout=options.socket_timeout_ms / 1000)
         self._indexes = _index_plan(policy, self.cluster)
         kwargs = getattr(client, "get_connection_kwargs", None)
         decoding = (kwargs() if kwargs is not None else {}).get("decode_responses", False)
         if decoding and any(ns.codec == "bytes" for ns in policy.namespaces.values()):
             raise ConfigurationError("the client decodes responses (decode_responses=True) but namespaces with codec "
                                      "bytes need raw bytes: pass a client without decode_responses")
+        if self._near is not None:  # last: an engine that failed to build leaves no feed behind
+            self._tracker = Tracker(self._near, client, prefixes(policy.namespaces[n].literal_prefix for n in near),
+                                    socket_timeout=options.socket_timeout_ms / 1000)
 
     # -- public API (the same on both engines) ------------------------------------------------------
 
@@ -184,7 +184,8 @@ class EngineCore:
 
     def invalidate(self, rule: str, **params: Any) -> Any:
         """Run an invalidation rule; the number of keys deleted. CacheUnavailable when Redis cannot run it."""
-        return self._drive(observed(invalidate_flow(self.policy, rule, params), self.policy, rule, self._telemetry))
+        dropped = self._near_dropped if self._near is not None else None
+        return self._drive(observed(invalidate_flow(self.policy, rule, params, dropped), self.policy, rule, self._telemetry))
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per-namespace counters since the engine was built (see docs/runtime.md, Stats)."""
@@ -442,6 +443,15 @@ class EngineCore:
         finally:
             near.finish(token, op.ns.name, key, op.args, MISSING if raw is _FAILED else raw, pttl)
         return self._reply(op, raw)
+
+    def _near_dropped(self, keys: Iterable[str] | None) -> None:
+        """An invalidation deleted these keys (None: keys it cannot list, an index): drop the local copies now."""
+        near = self._near
+        assert near is not None
+        if keys is None:
+            near.flush(ready=None)
+        else:
+            near.invalidate(keys)
 
     def _near_written(self, ops: Iterable[Op]) -> None:
         """After writes of near-cached keys: drop the local copies now (the invalidation messages follow)."""

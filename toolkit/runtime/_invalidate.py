@@ -11,7 +11,7 @@ instead of scanning: only keys written through the engine are in it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from typing import Any
 
@@ -78,8 +78,12 @@ def observed(flow: Flow, policy: PolicySet, name: str, telemetry: Telemetry) -> 
     return keys
 
 
-def invalidate_flow(policy: PolicySet, name: str, params: Mapping[str, Any]) -> Flow:
-    """Delete what a rule names: the flow both engines drive. Every value is checked before anything is sent."""
+def invalidate_flow(policy: PolicySet, name: str, params: Mapping[str, Any],
+                    dropped: Callable[[list[str] | None], None] | None = None) -> Flow:
+    """Delete what a rule names: the flow both engines drive. Every value is checked before anything is sent.
+
+    ``dropped`` hears the keys as they are deleted (None for an index's, which it cannot list): the engine's near
+    cache drops its copies at once, so the process never reads back what it just invalidated."""
     rule = policy.rules.get(name) if isinstance(name, str) else None
     if rule is None:
         raise PolicyViolation(f"no invalidation rule {brief(name)} (known: {', '.join(sorted(policy.rules)) or 'none'})")
@@ -93,16 +97,22 @@ def invalidate_flow(policy: PolicySet, name: str, params: Mapping[str, Any]) -> 
     try:
         if exact:
             deleted += yield Call("unlink", tuple(exact))
+            if dropped is not None:
+                dropped(exact)
         if index_key is not None:
             # O(keys of this entity): the index lists every key the engine wrote for this value.
             try:
                 deleted += yield Call("evalsha", (_scripts.INDEX_DROP.sha, 1, index_key))
             except NoScriptError:
                 deleted += yield Call("eval", (_scripts.INDEX_DROP.source, 1, index_key))
+            if dropped is not None:
+                dropped(None)
         for pattern in globs:
             cursor = yield Scan(pattern, SCAN_COUNT)
             while batch := (yield ScanNext(cursor, UNLINK_BATCH)):
                 deleted += yield Call("unlink", tuple(batch))
+                if dropped is not None:
+                    dropped([k.decode("utf-8", "replace") if isinstance(k, bytes) else k for k in batch])
     except RedisError as exc:
         reason = reason_of(exc)
         if reason is None:

@@ -126,11 +126,13 @@ class NearCache:
                     if entries.pop(key, None) is not None:
                         self._stats.add(name, "local_evictions")
 
-    def flush(self, *, ready: bool) -> None:
-        """Drop everything and spoil every read in flight; ``ready`` says whether copies may be kept from now on."""
+    def flush(self, *, ready: bool | None) -> None:
+        """Drop everything and spoil every read in flight; ``ready`` says whether copies may be kept from now on
+        (None: as before, decided under the same lock, so a flush never revives a feed that broke meanwhile)."""
         with self._lock:
             self._generation += 1  # every read in flight now holds an older generation: none is kept
-            self.ready = ready
+            if ready is not None:
+                self.ready = ready
             for name, entries in self._entries.items():
                 self._stats.add(name, "local_evictions", len(entries))
                 entries.clear()
