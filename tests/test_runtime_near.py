@@ -5,8 +5,6 @@ TTL and LRU bounds, the fallback when a server refuses tracking, and a 3-primary
 from __future__ import annotations
 
 import bisect
-import json
-import os
 import shutil
 import signal
 import subprocess
@@ -414,7 +412,6 @@ def test_policy_rules(tmp_path: Path) -> None:
     from toolkit.runtime._near import prefixes
 
     assert prefixes(["user:", "user:profile:", "page:"]) == ["page:", "user:"] and prefixes(["a:", ""]) == []
-    assert json.dumps(POLICY) and os.sep
 
 
 # -- found in review ------------------------------------------------------------------------------------
@@ -477,8 +474,6 @@ def test_a_forked_child_starts_a_feed_of_its_own(server: RedisServer, tmp_path: 
 def test_an_engine_that_fails_to_build_leaves_no_feed(server: RedisServer, tmp_path: Path) -> None:
     from toolkit.errors import ConfigurationError
 
-    policy = load(tmp_path, server.port)
-    policy = toolkit.load(tmp_path / "near.yaml")
     bytes_ns = POLICY.replace("type: string\n    tier: volatile\n    ttl: 5m\n    local_cache: {max_entries: 3, ttl: 30s}",
                               "type: string\n    codec: bytes\n    tier: volatile\n    ttl: 5m\n    local_cache: {}")
     (tmp_path / "near.yaml").write_text(bytes_ns.replace("PORT", str(server.port)))
